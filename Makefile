@@ -1,0 +1,51 @@
+# nmt: two commands set everything up on a fresh machine: `make demo` and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+MULTI30K_DIR ?= ../shared/data/multi30k
+MINUTES ?= 60
+SRC ?= de
+TGT ?= en
+OUT ?= benchmarks/work/multi30k-$(SRC)-$(TGT)
+
+.PHONY: install test test-fast demo lint format bench bench-quality bench-speed clean
+
+install: $(VENV)/.installed
+
+# torch==2.13.0 first: the local CPU wheel (an open range would pull a multi-GB CUDA build).
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q -e '.[dev,plot]'
+	touch $@
+
+test: install
+	$(PY) -m pytest -q tests
+
+test-fast: install
+	$(PY) -m pytest -q -m "not slow" tests
+
+demo: install
+	PATH=$(abspath $(VENV))/bin:$$PATH bash examples/demo.sh
+
+lint: install
+	$(VENV)/bin/ruff format --check nmt_cli tests examples benchmarks
+	$(VENV)/bin/ruff check nmt_cli tests examples benchmarks
+	$(VENV)/bin/mypy nmt_cli
+
+format: install
+	$(VENV)/bin/ruff format nmt_cli tests examples benchmarks
+	$(VENV)/bin/ruff check --fix nmt_cli tests examples benchmarks
+
+bench: bench-speed bench-quality
+
+bench-quality: install
+	PATH=$(abspath $(VENV))/bin:$$PATH $(PY) benchmarks/quality.py --data $(MULTI30K_DIR) \
+		--minutes $(MINUTES) --src $(SRC) --tgt $(TGT) --out $(OUT)
+
+bench-speed: install
+	PATH=$(abspath $(VENV))/bin:$$PATH $(PY) benchmarks/speed.py --data $(MULTI30K_DIR)
+
+clean:
+	rm -rf $(VENV) demo benchmarks/work .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,268 @@
+"""The `nmt` command: parse arguments, call the library, print results, map errors to exit codes.
+
+Heavy imports (torch, sentencepiece, sacrebleu) happen inside the commands, so `nmt --help`
+and start-up stay fast.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from nmt_cli import __version__
+from nmt_cli.errors import NmtError
+
+app = typer.Typer(
+    name="nmt",
+    help="Neural machine translation with LSTM encoder-decoders and attention.",
+    no_args_is_help=True,
+    add_completion=True,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+log = logging.getLogger("nmt_cli")
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"nmt {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
+    quiet: Annotated[
+        bool, typer.Option("--quiet", "-q", help="Only warnings and errors on stderr.")
+    ] = False,
+) -> None:
+    logging.basicConfig(
+        level=logging.WARNING if quiet else logging.INFO, format="%(message)s", stream=sys.stderr
+    )
+    logging.getLogger("nmt_cli").setLevel(logging.WARNING if quiet else logging.INFO)
+
+
+@contextmanager
+def user_errors() -> Iterator[None]:
+    """Known mistakes -> `error: message` on stderr and a non-zero exit, never a traceback."""
+    try:
+        yield
+    except NmtError as e:
+        print(f"nmt: error: {e}", file=sys.stderr)
+        raise typer.Exit(e.exit_code) from None
+    except KeyboardInterrupt:
+        print("nmt: interrupted", file=sys.stderr)
+        raise typer.Exit(130) from None
+    except BrokenPipeError:
+        _quiet_broken_pipe()
+    except MemoryError:
+        print("nmt: error: out of memory", file=sys.stderr)
+        raise typer.Exit(1) from None
+
+
+def _quiet_broken_pipe() -> None:
+    """The reader went away (`nmt translate ... | head -1`): stop quietly, as Unix tools do."""
+    import os
+
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    raise typer.Exit(0)
+
+
+@app.command(
+    epilog="Example: nmt preprocess --src de --tgt en --train D/train --valid D/val --out data/"
+)
+def preprocess(
+    src: Annotated[str, typer.Option(help="Source language suffix: reads PREFIX.SRC.")],
+    tgt: Annotated[str, typer.Option(help="Target language suffix: reads PREFIX.TGT.")],
+    train: Annotated[
+        Path, typer.Option(help="Training files prefix (D/train -> D/train.SRC, D/train.TGT).")
+    ],
+    valid: Annotated[Path, typer.Option(help="Validation files prefix.")],
+    out: Annotated[Path, typer.Option(help="Output folder for tokenizer(s) and encoded corpus.")],
+    test: Annotated[list[Path] | None, typer.Option(help="Test files prefix (repeatable).")] = None,
+    vocab_size: Annotated[int, typer.Option(help="Sentencepiece vocabulary size.")] = 8000,
+    separate_vocab: Annotated[
+        bool, typer.Option(help="One vocabulary per language instead of a joint one.")
+    ] = False,
+    model_type: Annotated[
+        str, typer.Option(help="Sentencepiece model: unigram or bpe.")
+    ] = "unigram",
+    max_len: Annotated[
+        int, typer.Option(help="Drop training pairs longer than this (in pieces).")
+    ] = 100,
+) -> None:
+    """Train sentencepiece on the training split and encode every split into OUT."""
+    with user_errors():
+        from nmt_cli.preprocess import preprocess as run
+
+        summary = run(
+            src_lang=src,
+            tgt_lang=tgt,
+            train_prefix=train,
+            valid_prefix=valid,
+            out_dir=out,
+            vocab_size=vocab_size,
+            separate_vocab=separate_vocab,
+            model_type=model_type,
+            max_len=max_len,
+            test_prefixes=test or [],
+        )
+        print(summary.to_text())
+
+
+@app.command(
+    epilog="Example: nmt train data/ --out runs/de-en --config examples/multi30k-de-en.yaml "
+    "--set train.max_steps=500"
+)
+def train(
+    data: Annotated[Path, typer.Argument(help="Folder written by `nmt preprocess`.")],
+    out: Annotated[Path, typer.Option(help="Run folder (checkpoints, logs, metrics).")],
+    config: Annotated[
+        Path | None, typer.Option(help="YAML config (data/model/train/decode).")
+    ] = None,
+    set_: Annotated[
+        Optional[list[str]],  # noqa: UP045
+        typer.Option(
+            "--set", help="Override a config key: --set train.max_steps=500 (repeatable)."
+        ),
+    ] = None,
+    device: Annotated[
+        str, typer.Option(help="auto (CUDA when present), cpu, cuda or cuda:N.")
+    ] = "auto",
+    resume: Annotated[
+        bool, typer.Option(help="Continue the run in OUT from its last checkpoint.")
+    ] = False,
+    seed: Annotated[
+        int | None, typer.Option(help="Random seed (same as --set train.seed=N).")
+    ] = None,
+) -> None:
+    """Train an encoder-decoder with attention on a preprocessed corpus."""
+    with user_errors():
+        from nmt_cli.config import load_config
+        from nmt_cli.train import saved_config
+        from nmt_cli.train import train as run
+
+        overrides = list(set_ or []) + ([f"train.seed={seed}"] if seed is not None else [])
+        base = saved_config(out) if resume else None
+        cfg = load_config(config, overrides, base=base)
+        result = run(cfg, data, out, device=device, resume=resume)
+        best = "n/a" if result.best_score is None else f"{result.best_score:.2f}"
+        print(
+            f"steps {result.steps} ({result.stopped_because}), {result.minutes:.1f} min, "
+            f"{result.tokens_per_second:,.0f} target tokens/s, "
+            f"best valid {cfg.train.stop_metric} {best}"
+        )
+
+
+@app.command(epilog="Example: nmt translate runs/de-en --beam 5 < test.de > hyp.en")
+def translate(
+    model: Annotated[Path, typer.Argument(help="Run folder or checkpoint .pt file.")],
+    checkpoint: Annotated[
+        str, typer.Option(help="best, last, or a file in the run's checkpoints/.")
+    ] = "best",
+    beam: Annotated[
+        int | None, typer.Option(help="Beam size (1 = greedy); default from the model's config.")
+    ] = None,
+    batch_size: Annotated[Optional[int], typer.Option(help="Sentences per batch.")] = None,  # noqa: UP045
+    n_best: Annotated[
+        int, typer.Option(help="Hypotheses per input: prints LINE<TAB>SCORE<TAB>TEXT lines.")
+    ] = 1,
+    input: Annotated[
+        Path | None, typer.Option("--input", "-i", help="Read from this file instead of stdin.")
+    ] = None,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Write to this file instead of stdout.")
+    ] = None,
+    device: Annotated[str, typer.Option(help="cpu, auto, cuda or cuda:N.")] = "cpu",
+) -> None:
+    """Translate stdin (or --input) to stdout (or --output): one output line per input line.
+
+    With --n-best K, each input line gives K lines `LINE<TAB>SCORE<TAB>TEXT` (LINE is 1-based,
+    best first; SCORE is the length-normalized log-probability).
+    """
+    with user_errors():
+        from nmt_cli.errors import ConfigError
+        from nmt_cli.translate import Translator, read_batches
+
+        if (
+            n_best < 1
+            or (beam is not None and beam < 1)
+            or (batch_size is not None and batch_size < 1)
+        ):
+            raise ConfigError("--beam, --batch-size and --n-best must be positive")
+        translator = Translator.load(model, checkpoint, device)
+        size = batch_size or translator.decode.batch_size
+        source = open(input, "rb") if input else sys.stdin.buffer  # noqa: SIM115
+        sink = open(output, "w", encoding="utf-8") if output else sys.stdout  # noqa: SIM115
+        try:
+            line_no = 1
+            for lines in read_batches(source, size):
+                results = translator.translate_batch(
+                    lines, beam=beam, n_best=n_best, first_line=line_no
+                )
+                for offset, hyps in enumerate(results):
+                    if n_best == 1:
+                        sink.write(hyps[0].text + "\n")
+                        continue
+                    for k in range(n_best):
+                        h = hyps[min(k, len(hyps) - 1)]
+                        sink.write(f"{line_no + offset}\t{h.score:.4f}\t{h.text}\n")
+                sink.flush()
+                line_no += len(lines)
+        finally:
+            if input:
+                source.close()
+            if output:
+                sink.close()
+
+
+@app.command(name="eval", epilog="Example: nmt eval --ref test.en hyp.en --metrics bleu,chrf,ter")
+def evaluate(
+    hypotheses: Annotated[
+        Path | None, typer.Argument(help="Hypotheses file (default: stdin).")
+    ] = None,
+    ref: Annotated[Path, typer.Option(help="Reference translations, one per line.")] = Path("-"),
+    metrics: Annotated[str, typer.Option(help="Comma-separated: bleu, chrf, ter.")] = "bleu",
+    json: Annotated[bool, typer.Option("--json", help="One JSON object for scripts.")] = False,
+) -> None:
+    """Score detokenized hypotheses against references with sacrebleu (signatures included)."""
+    with user_errors():
+        from nmt_cli.errors import ConfigError
+        from nmt_cli.evaluate import format_scores, score_corpus
+        from nmt_cli.textio import clean_line, read_lines
+
+        if str(ref) == "-":
+            raise ConfigError("--ref is required: nmt eval --ref REF [HYP]")
+        refs = read_lines(ref)
+        if hypotheses is None:
+            hyps = [clean_line(line.rstrip("\n"))[0] for line in sys.stdin]
+        else:
+            hyps = read_lines(hypotheses)
+        names = [m.strip() for m in metrics.split(",") if m.strip()]
+        scores = score_corpus(
+            hyps, refs, names, hyp_name=str(hypotheses or "stdin"), ref_name=str(ref)
+        )
+        print(format_scores(scores, json=json))
+
+
+app.command(name="evaluate", help="Same as `nmt eval`.")(evaluate)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,368 @@
+"""Greedy and batched beam search over a model-agnostic decoder step.
+
+The search never looks inside the model. It feeds the previous tokens and the decoder state to
+`step`, and asks the state to repeat, reorder or drop rows with `index_select`. Sentences that
+finish leave the batch, so later steps only pay for the sentences still being decoded.
+
+Host syncs: `int(max_lengths.max())` once per call, then one small `nonzero` per step (which
+sentences are still live), and the results are copied to the CPU once, at the end. Finished
+hypotheses stay on the device: each step merges the new ones into a fixed-size top-k per sentence.
+Beam search stores only a token, a back-pointer and an attention row per beam and step, and
+rebuilds the final sequences once, at the end.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol, TypeVar, overload
+
+import torch
+from torch import Tensor
+
+_S = TypeVar("_S", bound="SearchState")
+
+
+class SearchState(Protocol):
+    """Decoder state for N rows (sentences or beam hypotheses)."""
+
+    def index_select(self: _S, idx: Tensor) -> _S:
+        """Returns the state for rows `idx` (N' long) of this one, repeats allowed."""
+        ...
+
+
+StateT = TypeVar("StateT", bound=SearchState)
+
+# step(prev_tokens N long, state for N rows) -> (log-probs N x V, state for N rows, attention N x S
+# or None). Generic in the state type, so `Seq2Seq.decode_step` type-checks as a StepFn.
+StepFn = Callable[[Tensor, StateT], tuple[Tensor, StateT, Tensor | None]]
+
+
+@dataclass
+class Hypothesis:
+    """One finished output sequence.
+
+    Attributes:
+        tokens: Output ids, without bos and eos.
+        score: The score used for ranking: `log_prob / length_penalty(len(tokens) + 1, alpha)`
+            in beam search, `log_prob` in greedy search.
+        log_prob: Sum of the token log-probs, eos included.
+        attention: T x S on the CPU, one row per output token including eos (T = len(tokens) + 1),
+            or None when the step returns no attention.
+    """
+
+    tokens: list[int]
+    score: float
+    log_prob: float
+    attention: Tensor | None = None
+
+
+@overload
+def length_penalty(length: int, alpha: float) -> float: ...
+@overload
+def length_penalty(length: Tensor, alpha: float) -> Tensor: ...
+def length_penalty(length: int | Tensor, alpha: float) -> float | Tensor:
+    """GNMT length penalty `((5 + length) / 6) ** alpha` (Wu et al., 2016).
+
+    Args:
+        length: Output length(s) including eos: an int, or a long tensor of any shape.
+        alpha: Strength; 0 means no normalization (the penalty is 1).
+
+    Returns:
+        The divisor for the summed log-prob, a float or a float tensor shaped like `length`.
+    """
+    return ((5 + length) / 6) ** alpha
+
+
+@torch.no_grad()
+def greedy_search(
+    step: StepFn[StateT],
+    state: StateT,
+    batch_size: int,
+    bos_id: int,
+    eos_id: int,
+    max_lengths: Tensor,
+) -> list[Hypothesis]:
+    """Decodes by taking the most probable token at each step.
+
+    Args:
+        step: The decoder step (see `StepFn`).
+        state: State for the B sentences, row i = sentence i.
+        batch_size: B.
+        bos_id: Token fed at the first step.
+        eos_id: Token that ends a sentence.
+        max_lengths: B long, on the model's device: the most tokens before eos; at step
+            `max_lengths[i]` eos is the only token allowed.
+
+    Returns:
+        One hypothesis per sentence, in input order; `score` equals `log_prob`.
+    """
+    _check_lengths(max_lengths, batch_size)
+    if batch_size == 0:
+        return []
+    device = max_lengths.device
+    max_steps = int(max_lengths.max()) + 1  # host sync, once
+    alive = torch.arange(batch_size, device=device)  # N: original sentence of each row
+    limit = max_lengths.clone()  # N
+    prev = torch.full((batch_size,), bos_id, dtype=torch.long, device=device)  # N
+    total = torch.zeros(batch_size, device=device)  # N
+    # By original sentence; a sentence's last write is at the step it finishes.
+    tokens = torch.full((batch_size, max_steps), eos_id, dtype=torch.long, device=device)  # B x T
+    log_probs_out = torch.zeros(batch_size, device=device)  # B
+    lengths = torch.zeros(batch_size, dtype=torch.long, device=device)  # B
+    attention: Tensor | None = None  # B x T x S
+    for t in range(max_steps):
+        log_probs, state, attn = step(prev, state)  # N x V, N x S
+        log_probs = log_probs.float()
+        best = log_probs.argmax(dim=-1).masked_fill(t >= limit, eos_id)  # N
+        total = total + log_probs.gather(1, best.unsqueeze(1)).squeeze(1)
+        tokens[alive, t] = best
+        log_probs_out[alive] = total
+        lengths[alive] = t
+        if attn is not None:
+            if attention is None:
+                attention = attn.new_zeros(batch_size, max_steps, attn.size(-1))
+            attention[alive, t] = attn
+        keep = (best != eos_id).nonzero().squeeze(1)  # the per-step host sync
+        if keep.numel() == 0:
+            break
+        if keep.numel() < best.numel():
+            state = state.index_select(keep)
+            alive, limit, total, best = alive[keep], limit[keep], total[keep], best[keep]
+        prev = best
+    hyps = _to_hypotheses(
+        tokens.unsqueeze(1),
+        lengths.unsqueeze(1),
+        log_probs_out.unsqueeze(1),
+        log_probs_out.unsqueeze(1),
+        None if attention is None else attention.unsqueeze(1),
+        drop_empty=False,
+    )
+    return [h[0] for h in hyps]
+
+
+@torch.no_grad()
+def beam_search(
+    step: StepFn[StateT],
+    state: StateT,
+    batch_size: int,
+    beam_size: int,
+    bos_id: int,
+    eos_id: int,
+    max_lengths: Tensor,
+    alpha: float = 1.0,
+    n_best: int = 1,
+) -> list[list[Hypothesis]]:
+    """Batched beam search: all live beams of all live sentences advance in one step call.
+
+    Each step takes the top 2k candidates (beam x vocab) per sentence. Candidates that end in eos
+    and rank within the top k are finished with score `log_prob / length_penalty(length, alpha)`;
+    the k best candidates that do not end in eos form the next beam. Each beam has one eos
+    candidate, so finished hypotheses never shrink the beam (as in fairseq). At the first step only
+    beam 0 is live. With k = 1 this takes exactly greedy search's choices.
+
+    Early stopping: a sentence is done when it has k finished hypotheses and its best live
+    hypothesis, normalized as if it ended at its current length, scores no better than the worst
+    of them, or when it reaches its max length (eos is then forced on every beam). Live log-probs
+    never rise, so for alpha = 0 this is exact. For alpha > 0 a longer hypothesis could still win
+    through its larger penalty. A true bound (normalizing by the penalty at max length) would run
+    almost every sentence to its max length. Like Hugging Face's default, we accept the
+    heuristic, and it keeps beam 1 equal to greedy.
+
+    Args:
+        step: The decoder step (see `StepFn`).
+        state: State for the B sentences, row i = sentence i.
+        batch_size: B.
+        beam_size: k, live hypotheses per sentence.
+        bos_id: Token fed at the first step.
+        eos_id: Token that ends a sentence.
+        max_lengths: B long, on the model's device: the most tokens before eos; at step
+            `max_lengths[i]` eos is the only token allowed.
+        alpha: Length penalty strength; 0 ranks by summed log-prob.
+        n_best: Hypotheses returned per sentence, at most `beam_size`.
+
+    Returns:
+        For each sentence in input order, up to `n_best` distinct hypotheses, best first (fewer
+        only when fewer sequences exist, e.g. max length 0).
+    """
+    _check_lengths(max_lengths, batch_size)
+    if beam_size < 1 or not 1 <= n_best <= beam_size:
+        raise ValueError(
+            f"need beam_size >= 1 and 1 <= n_best <= beam_size, got {beam_size=}, {n_best=}"
+        )
+    if batch_size == 0:
+        return []
+    k, device = beam_size, max_lengths.device
+    max_steps = int(max_lengths.max()) + 1  # host sync, once
+    # Row n*k + j of the state is beam j of live sentence n.
+    state = state.index_select(torch.arange(batch_size, device=device).repeat_interleave(k))
+    alive = torch.arange(batch_size, device=device)  # N: original sentence of each live one
+    limit = max_lengths.clone()  # N
+    prev = torch.full((batch_size * k,), bos_id, dtype=torch.long, device=device)  # N*k
+    beam_scores = torch.zeros(batch_size, k, device=device)  # N x k, summed log-probs
+    beam_scores[:, 1:] = float("-inf")  # all beams hold the same prefix: keep one
+    # History by step and original sentence, for rebuilding sequences at the end.
+    hist_tokens = torch.zeros(max_steps, batch_size, k, dtype=torch.long, device=device)
+    hist_parents = torch.zeros_like(hist_tokens)  # input beam each new beam extends
+    hist_attention: Tensor | None = None  # steps x B x k x S, by input beam
+    # The k best finished hypotheses of each live sentence, best first: N x k each.
+    fin_scores = torch.full((batch_size, k), float("-inf"), device=device)
+    fin_log_probs = torch.zeros(batch_size, k, device=device)
+    fin_steps = torch.zeros(batch_size, k, dtype=torch.long, device=device)  # step of eos
+    fin_beams = torch.zeros_like(fin_steps)  # input beam that produced eos
+    # The same by original sentence (B x k); a sentence's last write is at its final step.
+    out_scores, out_log_probs = fin_scores.clone(), fin_log_probs.clone()
+    out_steps, out_beams = fin_steps.clone(), fin_beams.clone()
+    for t in range(max_steps):
+        n = alive.numel()
+        log_probs, state, attn = step(prev, state)  # N*k x V, N*k x S
+        vocab = log_probs.size(-1)
+        forced = t >= limit  # N
+        cand = beam_scores.unsqueeze(2) + log_probs.float().reshape(n, k, vocab)  # N x k x V
+        not_eos = torch.arange(vocab, device=device) != eos_id
+        cand = cand.masked_fill_(forced.view(n, 1, 1) & not_eos, float("-inf")).view(n, -1)
+        top_scores, top_idx = cand.topk(2 * k, dim=1)  # N x 2k, best first
+        top_beams = torch.div(top_idx, vocab, rounding_mode="floor")
+        top_tokens = top_idx % vocab
+        is_eos = top_tokens == eos_id  # N x 2k
+
+        # Finish eos candidates within the top k and keep each sentence's k best finished.
+        new_fin = is_eos[:, :k] & (top_scores[:, :k] > float("-inf"))
+        new_scores = top_scores[:, :k] / length_penalty(t + 1, alpha)
+        new_scores = new_scores.masked_fill(~new_fin, float("-inf"))
+        fin_scores, order = torch.cat([fin_scores, new_scores], dim=1).topk(k, dim=1)
+        fin_log_probs = torch.cat([fin_log_probs, top_scores[:, :k]], dim=1).gather(1, order)
+        fin_steps = torch.cat([fin_steps, torch.full_like(fin_steps, t)], dim=1).gather(1, order)
+        fin_beams = torch.cat([fin_beams, top_beams[:, :k]], dim=1).gather(1, order)
+
+        # Next beam: the k best candidates not ending in eos (stable sort keeps rank order).
+        live = torch.sort(is_eos.to(torch.uint8), dim=1, stable=True).indices[:, :k]  # N x k
+        beam_scores = top_scores.gather(1, live)
+        parents = top_beams.gather(1, live)
+        tokens = top_tokens.gather(1, live)
+
+        hist_tokens[t, alive] = tokens
+        hist_parents[t, alive] = parents
+        if attn is not None:
+            if hist_attention is None:
+                hist_attention = attn.new_zeros(max_steps, batch_size, k, attn.size(-1))
+            hist_attention[t, alive] = attn.reshape(n, k, -1)
+        out_scores[alive], out_log_probs[alive] = fin_scores, fin_log_probs
+        out_steps[alive], out_beams[alive] = fin_steps, fin_beams
+
+        best_live = beam_scores[:, 0] / length_penalty(t + 1, alpha)  # -inf when none is live
+        done = forced | (best_live <= fin_scores[:, -1])
+        keep = (~done).nonzero().squeeze(1)  # the per-step host sync
+        if keep.numel() == 0:
+            break
+        rows = parents + k * torch.arange(n, device=device).unsqueeze(1)  # N x k state rows
+        if keep.numel() < n:
+            rows, tokens, beam_scores = rows[keep], tokens[keep], beam_scores[keep]
+            alive, limit = alive[keep], limit[keep]
+            fin_scores, fin_log_probs = fin_scores[keep], fin_log_probs[keep]
+            fin_steps, fin_beams = fin_steps[keep], fin_beams[keep]
+        state = state.index_select(rows.view(-1))
+        prev = tokens.view(-1)
+
+    steps_run = t + 1
+    out_tokens, out_attention = _backtrack(
+        hist_tokens[:steps_run],
+        hist_parents[:steps_run],
+        None if hist_attention is None else hist_attention[:steps_run],
+        out_steps[:, :n_best],
+        out_beams[:, :n_best],
+        eos_id,
+    )
+    return _to_hypotheses(
+        out_tokens,
+        out_steps[:, :n_best],
+        out_scores[:, :n_best],
+        out_log_probs[:, :n_best],
+        out_attention,
+        drop_empty=True,
+    )
+
+
+def _backtrack(
+    hist_tokens: Tensor,
+    hist_parents: Tensor,
+    hist_attention: Tensor | None,
+    steps: Tensor,
+    beams: Tensor,
+    eos_id: int,
+) -> tuple[Tensor, Tensor | None]:
+    """Rebuilds finished hypotheses by following back-pointers, all at once.
+
+    Args:
+        hist_tokens: T x B x k, the token new beam j took at step t.
+        hist_parents: T x B x k, the input beam new beam j extended at step t.
+        hist_attention: T x B x k x S, the attention of input beam j at step t, or None.
+        steps: B x n, the step at which each hypothesis took eos.
+        beams: B x n, the input beam that took it.
+        eos_id: Token written at and after each hypothesis's eos.
+
+    Returns:
+        Tokens B x n x T and attention B x n x T x S (or None); position t of hypothesis
+        (b, j) is meaningful for t <= steps[b, j].
+    """
+    n_steps, batch, _ = hist_tokens.shape
+    sent = torch.arange(batch, device=steps.device).unsqueeze(1).expand_as(steps)  # B x n
+    ptr = beams.clone()  # the input beam at step t (at t == steps: the one that took eos)
+    tokens = torch.full((*steps.shape, n_steps), eos_id, dtype=torch.long, device=steps.device)
+    attention = None
+    if hist_attention is not None:
+        attention = hist_attention.new_zeros(*steps.shape, n_steps, hist_attention.size(-1))
+    for t in reversed(range(n_steps)):
+        before = t < steps  # B x n: position t holds a real token
+        # Here ptr is the beam step t produced; step t's parent of it is the input beam at t.
+        tokens[:, :, t] = torch.where(before, hist_tokens[t, sent, ptr], eos_id)
+        ptr = torch.where(before, hist_parents[t, sent, ptr], ptr)
+        if attention is not None and hist_attention is not None:
+            attention[:, :, t] = hist_attention[t, sent, ptr]
+    return tokens, attention
+
+
+def _to_hypotheses(
+    tokens: Tensor,
+    lengths: Tensor,
+    scores: Tensor,
+    log_probs: Tensor,
+    attention: Tensor | None,
+    drop_empty: bool,
+) -> list[list[Hypothesis]]:
+    """Copies results to the CPU once and splits them into hypotheses.
+
+    Args:
+        tokens: B x n x T output ids.
+        lengths: B x n, tokens before eos.
+        scores: B x n ranking scores.
+        log_probs: B x n summed log-probs.
+        attention: B x n x T x S or None.
+        drop_empty: Drop slots scored -inf (beam slots no hypothesis filled).
+
+    Returns:
+        For each of the B sentences, its hypotheses in slot order.
+    """
+    tokens_cpu = tokens.cpu()
+    attention_cpu = None if attention is None else attention.cpu()
+    result: list[list[Hypothesis]] = []
+    for b, (lens, scs, lps) in enumerate(
+        zip(lengths.tolist(), scores.tolist(), log_probs.tolist(), strict=True)
+    ):
+        hyps = []
+        for j, (length, score, log_prob) in enumerate(zip(lens, scs, lps, strict=True)):
+            if drop_empty and score == float("-inf"):
+                continue
+            att = None if attention_cpu is None else attention_cpu[b, j, : length + 1].clone()
+            hyps.append(Hypothesis(tokens_cpu[b, j, :length].tolist(), score, log_prob, att))
+        result.append(hyps)
+    return result
+
+
+def _check_lengths(max_lengths: Tensor, batch_size: int) -> None:
+    """Raises ValueError unless `max_lengths` is a long tensor of shape (batch_size,)."""
+    if max_lengths.shape != (batch_size,) or max_lengths.dtype != torch.long:
+        raise ValueError(
+            f"max_lengths must be a long tensor of shape ({batch_size},), "
+            f"got {max_lengths.dtype} {tuple(max_lengths.shape)}"
+        )

@@ -1,0 +1,185 @@
+"""Sentencepiece training and a small tokenizer wrapper with fixed special ids.
+
+Every model trained here reserves the same four ids, so the sentencepiece ids *are* the
+model vocabulary: no separate vocabulary file exists anywhere in nmt.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+import sentencepiece as spm
+
+from nmt_cli.errors import ConfigError, DataError
+
+PAD_ID = 0
+UNK_ID = 1
+BOS_ID = 2
+EOS_ID = 3
+SPECIAL_PIECES = {PAD_ID: "<pad>", UNK_ID: "<unk>", BOS_ID: "<s>", EOS_ID: "</s>"}
+
+MODEL_TYPES = ("unigram", "bpe")
+
+# Matches sentencepiece's "Vocabulary size is smaller than required_chars. 10 vs 28." check.
+_TOO_SMALL = re.compile(r"smaller than required_chars\. (\d+) vs (\d+)")
+
+
+def train_sentencepiece(
+    texts: Iterable[str], vocab_size: int, model_type: str = "unigram"
+) -> bytes:
+    """Trains a sentencepiece model in memory and returns its serialized bytes.
+
+    Training is deterministic (every sentence is used, in the given order, on one thread) and
+    quiet (sentencepiece logs nothing). Every character of the text is covered, digits are split
+    into single pieces, and ids 0-3 are ``<pad>``, ``<unk>``, ``<s>``, ``</s>``. The vocabulary
+    limit is soft: on a small corpus the model may have fewer than ``vocab_size`` pieces (read
+    ``Tokenizer.vocab_size`` for the actual size).
+
+    Args:
+        texts: Training sentences, one per item, without newlines; empty ones are skipped.
+        vocab_size: Requested number of pieces, special pieces included.
+        model_type: ``"unigram"`` or ``"bpe"``.
+
+    Returns:
+        The serialized ``ModelProto``, loadable with ``Tokenizer.from_bytes``.
+
+    Raises:
+        ConfigError: Unknown model type, or a vocabulary too small for the corpus' characters.
+        DataError: No non-empty sentence, or sentencepiece rejected the text.
+    """
+    if model_type not in MODEL_TYPES:
+        raise ConfigError(
+            f"unknown model_type {model_type!r}; valid model types: {', '.join(MODEL_TYPES)}"
+        )
+    if vocab_size <= len(SPECIAL_PIECES):
+        raise ConfigError(f"vocab_size must be larger than {len(SPECIAL_PIECES)}, got {vocab_size}")
+    sentences = [text for text in texts if text]
+    if not sentences:
+        raise DataError("no text to train the tokenizer on (all sentences are empty)")
+    model = io.BytesIO()
+    try:
+        spm.SentencePieceTrainer.train(
+            sentence_iterator=iter(sentences),
+            model_writer=model,
+            vocab_size=vocab_size,
+            model_type=model_type,
+            character_coverage=1.0,
+            split_digits=True,
+            hard_vocab_limit=False,
+            input_sentence_size=0,
+            shuffle_input_sentence=False,
+            num_threads=1,
+            minloglevel=2,
+            pad_id=PAD_ID,
+            unk_id=UNK_ID,
+            bos_id=BOS_ID,
+            eos_id=EOS_ID,
+            pad_piece=SPECIAL_PIECES[PAD_ID],
+            unk_piece=SPECIAL_PIECES[UNK_ID],
+            bos_piece=SPECIAL_PIECES[BOS_ID],
+            eos_piece=SPECIAL_PIECES[EOS_ID],
+        )
+    except RuntimeError as err:
+        too_small = _TOO_SMALL.search(str(err))
+        if too_small:
+            raise ConfigError(
+                f"vocab_size {vocab_size} is too small for this corpus: it needs at least "
+                f"{too_small.group(2)} (one piece per distinct character plus the special pieces)"
+            ) from None
+        raise DataError(f"sentencepiece training failed: {str(err).strip()}") from None
+    return model.getvalue()
+
+
+class Tokenizer:
+    """A trained sentencepiece model whose ids 0-3 are pad, unk, bos and eos."""
+
+    def __init__(self, model_bytes: bytes) -> None:
+        """Loads a serialized model; prefer ``from_bytes`` or ``load``.
+
+        Args:
+            model_bytes: A serialized sentencepiece ``ModelProto``.
+
+        Raises:
+            DataError: The bytes are not a sentencepiece model, or its special ids differ.
+        """
+        if not model_bytes:  # sentencepiece would accept b"" and log errors on every call
+            raise DataError("not a valid sentencepiece model (empty)")
+        try:
+            processor = spm.SentencePieceProcessor(model_proto=bytes(model_bytes))
+        except RuntimeError:
+            raise DataError("not a valid sentencepiece model") from None
+        size = processor.get_piece_size()
+        for idx, piece in SPECIAL_PIECES.items():
+            if idx >= size or processor.id_to_piece(idx) != piece:
+                expected = ", ".join(f"{p}={i}" for i, p in SPECIAL_PIECES.items())
+                raise DataError(f"sentencepiece model has other special ids (expected {expected})")
+        self._processor = processor
+        self._model_bytes = bytes(model_bytes)
+
+    @classmethod
+    def from_bytes(cls, model_bytes: bytes) -> Tokenizer:
+        """Builds a tokenizer from serialized model bytes (as stored in checkpoints)."""
+        return cls(model_bytes)
+
+    @classmethod
+    def load(cls, path: Path | str) -> Tokenizer:
+        """Loads a ``.model`` file.
+
+        Raises:
+            DataError: The file is missing, unreadable or not a valid model (message names it).
+        """
+        path = Path(path)
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            raise DataError(f"{path}: no such file") from None
+        except OSError as err:
+            raise DataError(f"{path}: cannot read ({err.strerror})") from None
+        try:
+            return cls(data)
+        except DataError as err:
+            raise DataError(f"{path}: {err}") from None
+
+    @property
+    def model_bytes(self) -> bytes:
+        """The serialized model, byte-identical to what was loaded."""
+        return self._model_bytes
+
+    def save(self, path: Path | str) -> None:
+        """Writes the serialized model to ``path``."""
+        Path(path).write_bytes(self._model_bytes)
+
+    @property
+    def vocab_size(self) -> int:
+        """Number of pieces, special pieces included."""
+        return int(self._processor.get_piece_size())
+
+    def encode(self, text: str) -> list[int]:
+        """Encodes one sentence to ids, without bos/eos."""
+        return list(self._processor.encode(text))
+
+    def encode_batch(self, texts: Sequence[str]) -> list[list[int]]:
+        """Encodes many sentences at once (faster than calling ``encode`` in a loop)."""
+        return [list(ids) for ids in self._processor.encode(list(texts))]
+
+    def encode_pieces(self, text: str) -> list[str]:
+        """Encodes one sentence to its pieces, e.g. ``["▁Hallo", "▁Welt"]``."""
+        return list(self._processor.encode(text, out_type=str))
+
+    def decode(self, ids: Sequence[int]) -> str:
+        """Decodes ids to text, skipping pad, bos and eos.
+
+        Unknown pieces (``UNK_ID``) stay visible as sentencepiece's ``" ⁇ "``.
+
+        Args:
+            ids: Token ids, shape (T,), e.g. ``tensor.tolist()``.
+        """
+        kept = [i for i in map(int, ids) if i not in (PAD_ID, BOS_ID, EOS_ID)]
+        return str(self._processor.decode(kept))
+
+    def id_to_piece(self, idx: int) -> str:
+        """The piece string for one id."""
+        return str(self._processor.id_to_piece(idx))

@@ -1,0 +1,129 @@
+"""Model invariants: padding changes nothing, attention is a proper distribution."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import torch
+
+from nmt_cli.config import ModelConfig
+from nmt_cli.data import make_source_batch
+from nmt_cli.model import build_model, init_weights
+from nmt_cli.model.attention import masked_softmax
+from nmt_cli.model.seq2seq import reverse_padded
+from nmt_cli.tokenizer import BOS_ID
+
+SMALL = ModelConfig(
+    emb_size=16, enc_hidden=24, dec_hidden=24, attn_hidden=12, dropout=0.0, emb_dropout=0.0
+)
+
+
+def small_model(**changes: object) -> torch.nn.Module:
+    torch.manual_seed(0)
+    config = dataclasses.replace(SMALL, **changes)  # type: ignore[arg-type]
+    model = build_model(config, 30, 31, joint_vocab=False)
+    init_weights(model, 0.3)
+    return model.eval()
+
+
+def decode_teacher_forced(model, sources, targets):  # type: ignore[no-untyped-def]
+    """Run encode + decode_step over given target prefixes; returns per-sentence outputs."""
+    src, mask, lengths = make_source_batch(sources)
+    state = model.encode(src, mask, lengths)
+    steps = max(len(t) for t in targets)
+    tgt = torch.full((len(targets), steps), BOS_ID)
+    for i, t in enumerate(targets):
+        tgt[i, : len(t)] = t
+    log_probs, attention = [], []
+    prev = torch.full((len(targets),), BOS_ID)
+    for t in range(steps):
+        lp, state, weights = model.decode_step(prev, state)
+        log_probs.append(lp)
+        attention.append(weights)
+        prev = tgt[:, t]
+    return state, torch.stack(log_probs, 1), attention
+
+
+CASES = [{"attention": a} for a in ("dot", "general", "concat", "bahdanau", "none")] + [
+    {"cell": "gru"},
+    {"cell": "rnn"},
+    {"enc_layers": 2, "dec_layers": 2},
+    {"bidirectional": False, "bridge": "linear"},
+    {"input_feeding": False},
+    {"tie_output": True},
+]
+
+
+@pytest.mark.parametrize("changes", CASES, ids=lambda c: ",".join(f"{k}={v}" for k, v in c.items()))
+@pytest.mark.parametrize("reverse", [False, True])
+def test_padding_changes_nothing(changes: dict, reverse: bool) -> None:
+    model = small_model(**changes)
+    model.reverse_source = reverse
+    torch.manual_seed(1)
+    short = torch.randint(4, 30, (3,))
+    others = [torch.randint(4, 30, (n,)) for n in (9, 6)]
+    target = torch.randint(4, 31, (5,))
+    with torch.no_grad():
+        alone_state, alone_lp, alone_attn = decode_teacher_forced(model, [short], [target])
+        batch_state, batch_lp, batch_attn = decode_teacher_forced(
+            model, [others[0], short, others[1]], [target, target, target[:3]]
+        )
+    torch.testing.assert_close(batch_lp[1], alone_lp[0], atol=1e-5, rtol=0)
+    torch.testing.assert_close(batch_state.memory[1, :3], alone_state.memory[0], atol=1e-5, rtol=0)
+    assert batch_state.memory[1, 3:].abs().max() == 0  # padded positions hold no state
+    if changes.get("attention") != "none":
+        for a_alone, a_batch in zip(alone_attn, batch_attn, strict=True):
+            torch.testing.assert_close(a_batch[1, :3], a_alone[0], atol=1e-5, rtol=0)
+            assert torch.all(a_batch[1, 3:] == 0)  # exactly zero weight on padding
+            torch.testing.assert_close(a_batch.sum(-1), torch.ones(3), atol=1e-6, rtol=0)
+
+
+def test_masked_softmax_ignores_padding_scores() -> None:
+    scores = torch.tensor([[1.0, 2.0, 1e9], [0.5, -3.0, 7.0]])
+    mask = torch.tensor([[True, True, False], [True, True, True]])
+    weights = masked_softmax(scores, mask)
+    assert weights[0, 2] == 0
+    torch.testing.assert_close(weights[0, :2], torch.softmax(torch.tensor([1.0, 2.0]), 0))
+    torch.testing.assert_close(weights.sum(-1), torch.ones(2))
+
+
+def test_reverse_padded_keeps_padding_in_place() -> None:
+    src = torch.tensor([[5, 6, 7, 0], [8, 9, 0, 0]])
+    out = reverse_padded(src, torch.tensor([3, 2]))
+    assert out.tolist() == [[7, 6, 5, 0], [9, 8, 0, 0]]
+
+
+def test_log_probs_are_normalized_and_shapes_hold() -> None:
+    model = small_model()
+    with torch.no_grad():
+        state, log_probs, attention = decode_teacher_forced(
+            model,
+            [torch.tensor([5, 6, 7]), torch.tensor([8])],
+            [torch.tensor([4, 5]), torch.tensor([6, 7])],
+        )
+    assert log_probs.shape == (2, 2, 31)
+    torch.testing.assert_close(log_probs.exp().sum(-1), torch.ones(2, 2))
+    assert attention[0].shape == (2, 3)
+    assert state.hidden[0].shape == (1, 2, 24)
+
+
+def test_tied_and_shared_embeddings_share_storage() -> None:
+    config = dataclasses.replace(SMALL, share_embeddings=True, tie_output=True)
+    model = build_model(config, 30, 30, joint_vocab=True)
+    assert model.encoder.embedding is model.decoder.embedding
+    assert model.generator.weight is model.decoder.embedding.weight
+
+
+def test_teacher_forcing_equals_stepwise_decoding() -> None:
+    model = small_model()
+    src, mask, lengths = make_source_batch([torch.tensor([5, 6, 7]), torch.tensor([8, 9])])
+    tgt_in = torch.tensor([[BOS_ID, 4, 5], [BOS_ID, 6, 0]])
+    with torch.no_grad():
+        outputs = model(src, mask, lengths, tgt_in)
+        forced = torch.log_softmax(model.generator(outputs), -1)
+        # stepwise feeds BOS, then targets[t]: targets = tgt_in shifted left
+        targets = [torch.tensor([4, 5, 9]), torch.tensor([6, 9])]
+        _, stepwise, _ = decode_teacher_forced(model, [src[0], src[1, :2]], targets)
+    torch.testing.assert_close(forced[0], stepwise[0], atol=1e-5, rtol=0)
+    torch.testing.assert_close(forced[1, :2], stepwise[1, :2], atol=1e-5, rtol=0)

@@ -1,0 +1,336 @@
+"""Text reading (textio) and preprocessing into a data folder, on tiny corpora in tmp_path."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+
+from nmt_cli.errors import ConfigError, DataError
+from nmt_cli.preprocess import (
+    EncodedSplit,
+    LengthStats,
+    PreprocessSummary,
+    load_meta,
+    preprocess,
+)
+from nmt_cli.textio import CleanStats, Fix, clean_line, read_lines, read_parallel
+from nmt_cli.tokenizer import Tokenizer
+
+_DE = ["Hund", "Katze", "Haus", "Garten", "Straße", "Mädchen", "Mann", "Frau"]
+_EN = ["dog", "cat", "house", "garden", "street", "girl", "man", "woman"]
+SRC = [f"der {_DE[i % 8]} sieht {i % 13} {_DE[(i * 3) % 8]}" for i in range(40)]
+TGT = [f"the {_EN[i % 8]} sees {i % 13} {_EN[(i * 3) % 8]}" for i in range(40)]
+LONG = " ".join("0123456789" * 20)  # 200 digits, each its own piece
+
+
+def write_lines(path: Path, lines: Sequence[str], newline: str = "\n") -> Path:
+    path.write_bytes("".join(line + newline for line in lines).encode("utf-8"))
+    return path
+
+
+def write_pair(
+    folder: Path, name: str, src: Sequence[str], tgt: Sequence[str], newline: str = "\n"
+) -> Path:
+    write_lines(folder / f"{name}.de", src, newline)
+    write_lines(folder / f"{name}.en", tgt, newline)
+    return folder / name
+
+
+@pytest.fixture
+def corpus(tmp_path: Path) -> Path:
+    """train: 40 pairs + 1 too long + 2 with an empty side; valid: 5 + 1 long + 1 empty."""
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    write_pair(raw, "train", [*SRC, LONG, "", "ein Hund"], [*TGT, "long", "nothing", "  "])
+    write_pair(raw, "valid", [*SRC[:5], LONG, ""], [*TGT[:5], "long", ""])
+    write_pair(raw, "test_a", SRC[5:8], TGT[5:8])
+    return raw
+
+
+def run(corpus: Path, out: Path, **kwargs: Any) -> PreprocessSummary:
+    args: dict[str, Any] = {"vocab_size": 100, "max_len": 40, **kwargs}
+    return preprocess("de", "en", corpus / "train", corpus / "valid", out, **args)
+
+
+# --- textio ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("raw", "clean", "fixes"),
+    [
+        ("plain text", "plain text", Fix.NONE),
+        ("crlf\r", "crlf", Fix.CRLF),
+        ("\ufeffbom", "bom", Fix.BOM),
+        ("a\x00b\x0cc\x1bd", "a b c d", Fix.CONTROL),
+        ("a\u2028b\x85c", "a b c", Fix.CONTROL),
+        ("zero\u200bwidth\u00ad", "zerowidth", Fix.CONTROL),
+        ("  two   spaces\tand tab ", "two spaces and tab", Fix.WHITESPACE),
+        ("\ufeff a\r", "a", Fix.BOM | Fix.CRLF | Fix.WHITESPACE),
+        ("ZWNJ kept: می\u200cخواهم", "ZWNJ kept: می\u200cخواهم", Fix.NONE),
+    ],
+)
+def test_clean_line(raw: str, clean: str, fixes: Fix) -> None:
+    assert clean_line(raw) == (clean, fixes)
+
+
+def test_clean_line_reports_no_change_as_falsy() -> None:
+    assert not clean_line("nothing to do")[1]
+    assert clean_line("x\r")[1]
+
+
+def test_read_lines_normalizes_and_counts_crlf_and_bom(tmp_path: Path) -> None:
+    path = tmp_path / "win.txt"
+    path.write_bytes("\ufeffeins\r\nzwei\r\n\r\ndrei".encode())
+    stats = CleanStats()
+    assert read_lines(path, stats) == ["eins", "zwei", "", "drei"]
+    assert stats == CleanStats(lines=3, crlf=3, bom=1, control=0, whitespace=0)
+
+
+def test_read_lines_splits_on_newline_only(tmp_path: Path) -> None:
+    path = write_lines(tmp_path / "odd.txt", ["a\x0bb", "c\u2028d", "e\x1cf", "g\rh"])
+    stats = CleanStats()
+    assert read_lines(path, stats) == ["a b", "c d", "e f", "g h"]
+    assert stats.control == 4
+
+
+def test_invalid_utf8_names_file_line_and_byte(tmp_path: Path) -> None:
+    path = tmp_path / "latin1.de"
+    path.write_bytes(b"gut\n" + "schön\n".encode("latin-1"))
+    with pytest.raises(DataError) as err:
+        read_lines(path)
+    assert str(err.value) == f"{path}:2: invalid UTF-8 (byte 0xf6 at column 4)"
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(DataError, match=r"^.*nope\.de: no such file$"):
+        read_lines(tmp_path / "nope.de")
+
+
+def test_folder_as_file(tmp_path: Path) -> None:
+    with pytest.raises(DataError, match="is a folder"):
+        read_lines(tmp_path)
+
+
+def test_read_parallel_mismatch_names_both_files_and_counts(tmp_path: Path) -> None:
+    src = write_lines(tmp_path / "train.de", ["a", "b", "c"])
+    tgt = write_lines(tmp_path / "train.en", ["a", "b"])
+    with pytest.raises(DataError, match=f"^{src} has 3 lines but {tgt} has 2"):
+        read_parallel(src, tgt)
+
+
+def test_read_parallel_counts_both_sides(tmp_path: Path) -> None:
+    src = write_lines(tmp_path / "x.de", ["a", "b"], newline="\r\n")
+    tgt = write_lines(tmp_path / "x.en", ["a\x07", "b"])
+    assert read_parallel(src, tgt) == (["a", "b"], ["a", "b"], CleanStats(3, 2, 0, 1, 1))
+
+
+# --- preprocess -----------------------------------------------------------------------------
+
+
+def test_joint_vocab_folder(corpus: Path, tmp_path: Path) -> None:
+    out = tmp_path / "data"
+    summary = run(corpus, out, test_prefixes=[corpus / "test_a"])
+    meta = load_meta(out)
+    assert meta["joint"] is True
+    assert meta["src_spm"] == meta["tgt_spm"] == "spm.model"
+    assert meta["splits"] == ["train", "valid", "test_a"]
+    assert (
+        meta["src_vocab_size"]
+        == meta["tgt_vocab_size"]
+        == Tokenizer.load(out / "spm.model").vocab_size
+    )
+    expected = {"meta.json", "spm.model", "summary.txt", "train.pt", "valid.pt", "test_a.pt"}
+    expected |= {"valid.src", "valid.ref", "test_a.src", "test_a.ref"}
+    assert {p.name for p in out.iterdir()} == expected
+    assert (out / "summary.txt").read_text(encoding="utf-8") == summary.to_text()
+
+
+def test_separate_vocab_folder(corpus: Path, tmp_path: Path) -> None:
+    out = tmp_path / "data"
+    run(corpus, out, separate_vocab=True, model_type="bpe")
+    meta = load_meta(out)
+    assert (meta["joint"], meta["src_spm"], meta["tgt_spm"]) == (
+        False,
+        "spm.de.model",
+        "spm.en.model",
+    )
+    assert meta["model_type"] == "bpe"
+    assert not (out / "spm.model").exists()
+    src_tok, tgt_tok = Tokenizer.load(out / "spm.de.model"), Tokenizer.load(out / "spm.en.model")
+    assert "Straße" in src_tok.decode(src_tok.encode("die Straße"))
+    assert tgt_tok.model_bytes != src_tok.model_bytes
+
+
+def test_drops_are_counted(corpus: Path, tmp_path: Path) -> None:
+    summary = run(corpus, tmp_path / "data", test_prefixes=[corpus / "test_a"])
+    train, valid, test = summary.splits
+    assert (train.pairs_read, train.dropped_empty, train.dropped_too_long) == (43, 2, 1)
+    assert train.pairs_kept == 40
+    assert (valid.pairs_read, valid.dropped_empty, valid.dropped_too_long) == (7, 1, 0)
+    assert valid.pairs_kept == 6  # the long pair stays in valid
+    assert valid.src_lengths.max >= 200
+    assert (test.pairs_kept, test.dropped_empty) == (3, 0)
+    text = summary.to_text()
+    assert "2 with an empty side, 1 longer than 40 tokens (of 43)" in text
+    assert "1 with an empty side (of 7)" in text
+
+
+def test_encoded_pairs_match_kept_lines(corpus: Path, tmp_path: Path) -> None:
+    out = tmp_path / "data"
+    run(corpus, out)
+    tok = Tokenizer.load(out / "spm.model")
+    train = EncodedSplit.load(out / "train.pt")
+    assert len(train) == 40
+    for i in range(len(train)):
+        src, tgt = train.pair(i)
+        assert src.dtype == torch.int32
+        assert (tok.decode(src.tolist()), tok.decode(tgt.tolist())) == (SRC[i], TGT[i])
+    assert train.src_lengths.tolist() == [len(tok.encode(s)) for s in SRC]
+    assert train.tgt_lengths.dtype == torch.int64
+    valid = EncodedSplit.load(out / "valid.pt")
+    refs = (out / "valid.ref").read_text(encoding="utf-8").splitlines()
+    srcs = (out / "valid.src").read_text(encoding="utf-8").splitlines()
+    assert refs == [*TGT[:5], "long"] and srcs == [*SRC[:5], LONG]
+    assert [tok.decode(valid.pair(i)[1].tolist()) for i in range(len(valid))] == refs
+    assert tok.decode(valid.pair(-1)[0].tolist()) == LONG
+
+
+def test_normalization_is_counted(tmp_path: Path) -> None:
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    src = ["\ufeff" + SRC[0], *SRC[1:10]]
+    write_pair(raw, "train", src, [TGT[0].replace(" ", "\x00", 1), *TGT[1:10]], newline="\r\n")
+    write_pair(raw, "valid", SRC[:2], TGT[:2])
+    summary = run(raw, tmp_path / "data")
+    assert summary.splits[0].normalized == CleanStats(lines=20, crlf=20, bom=1, control=1)
+    assert summary.splits[1].normalized == CleanStats()
+    assert "20 lines (20 CRLF, 1 BOM, 1 control chars, 0 whitespace)" in summary.to_text()
+    tok = Tokenizer.load(tmp_path / "data" / "spm.model")
+    assert (
+        tok.decode(EncodedSplit.load(tmp_path / "data" / "train.pt").pair(0)[0].tolist()) == SRC[0]
+    )
+
+
+def test_files_load_with_weights_only(corpus: Path, tmp_path: Path) -> None:
+    out = tmp_path / "data"
+    run(corpus, out)
+    data = torch.load(out / "train.pt", weights_only=True)
+    assert set(data) == {"src", "src_offsets", "tgt", "tgt_offsets"}
+    assert data["src"].dtype == torch.int32 and data["src_offsets"].dtype == torch.int64
+    assert data["src_offsets"][0] == 0 and data["src_offsets"][-1] == len(data["src"])
+    assert len(data["src_offsets"]) == len(data["tgt_offsets"]) == 41
+
+
+def test_same_input_gives_identical_output(corpus: Path, tmp_path: Path) -> None:
+    run(corpus, tmp_path / "a")
+    run(corpus, tmp_path / "b")
+    assert (tmp_path / "a/spm.model").read_bytes() == (tmp_path / "b/spm.model").read_bytes()
+    for split in ("train", "valid"):
+        a = torch.load(tmp_path / f"a/{split}.pt", weights_only=True)
+        b = torch.load(tmp_path / f"b/{split}.pt", weights_only=True)
+        assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_all_empty_corpus_names_the_file(tmp_path: Path) -> None:
+    write_pair(tmp_path, "train", ["", " ", "a"], ["x", "y", "\t"])
+    write_pair(tmp_path, "valid", SRC[:2], TGT[:2])
+    with pytest.raises(DataError, match=r"train\.de and .*train\.en: all 3 sentence pairs"):
+        run(tmp_path, tmp_path / "data")
+    assert not (tmp_path / "data").exists()
+
+
+def test_empty_valid_file_is_an_error(tmp_path: Path) -> None:
+    write_pair(tmp_path, "train", SRC, TGT)
+    write_pair(tmp_path, "valid", [], [])
+    with pytest.raises(DataError, match=r"valid\.de and .*valid\.en are empty"):
+        run(tmp_path, tmp_path / "data")
+
+
+def test_all_too_long_is_an_error(tmp_path: Path) -> None:
+    write_pair(tmp_path, "train", SRC, TGT)
+    write_pair(tmp_path, "valid", SRC[:2], TGT[:2])
+    with pytest.raises(DataError, match="longer than max_len=1 tokens"):
+        run(tmp_path, tmp_path / "data", max_len=1)
+
+
+def test_mismatched_split_is_reported(corpus: Path, tmp_path: Path) -> None:
+    write_lines(corpus / "valid.en", TGT[:3])
+    with pytest.raises(DataError, match=r"valid\.de has 7 lines but .*valid\.en has 3"):
+        run(corpus, tmp_path / "data")
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"model_type": "char"}, "unigram, bpe"),
+        ({"max_len": 0}, "max_len"),
+        ({"test_prefixes": [Path("x/valid")]}, "valid.pt"),
+    ],
+)
+def test_bad_arguments(corpus: Path, tmp_path: Path, kwargs: dict[str, Any], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        run(corpus, tmp_path / "data", **kwargs)
+
+
+def test_same_language_twice_is_rejected(corpus: Path, tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="both 'de'"):
+        preprocess("de", "de", corpus / "train", corpus / "valid", tmp_path / "data")
+
+
+def test_rerun_overwrites(corpus: Path, tmp_path: Path) -> None:
+    out = tmp_path / "data"
+    run(corpus, out)
+    run(corpus, out, max_len=500)
+    assert load_meta(out)["max_len"] == 500
+    assert len(EncodedSplit.load(out / "train.pt")) == 41
+
+
+def test_load_meta_errors(tmp_path: Path) -> None:
+    message = "not a preprocessed data folder (no meta.json); run nmt preprocess first"
+    with pytest.raises(DataError, match="^" + re.escape(f"{tmp_path / 'missing'}: {message}")):
+        load_meta(tmp_path / "missing")
+    with pytest.raises(DataError, match=r"no meta\.json"):
+        load_meta(tmp_path)
+    (tmp_path / "meta.json").write_text(json.dumps({"format_version": 2}), encoding="utf-8")
+    with pytest.raises(DataError, match="format_version 2 is not supported"):
+        load_meta(tmp_path)
+    (tmp_path / "meta.json").write_text(json.dumps({"format_version": 1}), encoding="utf-8")
+    with pytest.raises(DataError, match="missing keys src_lang, tgt_lang"):
+        load_meta(tmp_path)
+
+
+def test_encoded_split_rejects_bad_files(tmp_path: Path) -> None:
+    with pytest.raises(DataError, match="no such file"):
+        EncodedSplit.load(tmp_path / "none.pt")
+    (tmp_path / "junk.pt").write_bytes(b"junk")
+    with pytest.raises(DataError, match=r"junk\.pt: not an encoded split"):
+        EncodedSplit.load(tmp_path / "junk.pt")
+    split = EncodedSplit.from_ids([[5, 6], [7]], [[8], [9, 10, 11]])
+    data = {"src": split.src, "src_offsets": torch.tensor([0, 4, 3]), "tgt": split.tgt}
+    data["tgt_offsets"] = split.tgt_offsets
+    torch.save(data, tmp_path / "bad.pt")
+    with pytest.raises(DataError, match=r"bad\.pt: src_offsets do not index src"):
+        EncodedSplit.load(tmp_path / "bad.pt")
+
+
+def test_encoded_split_round_trip(tmp_path: Path) -> None:
+    split = EncodedSplit.from_ids([[5, 6], [], [7]], [[8], [9, 10, 11], [12]])
+    split.save(tmp_path / "s.pt")
+    loaded = EncodedSplit.load(tmp_path / "s.pt")
+    assert len(loaded) == 3
+    assert loaded.src_lengths.tolist() == [2, 0, 1]
+    assert [t.tolist() for t in loaded.pair(1)] == [[], [9, 10, 11]]
+    with pytest.raises(IndexError):
+        loaded.pair(3)
+
+
+def test_length_percentiles() -> None:
+    assert LengthStats.of(list(range(1, 101))) == LengthStats(50, 90, 99, 100)
+    assert LengthStats.of([7]) == LengthStats(7, 7, 7, 7)
+    assert LengthStats.of([]) == LengthStats(0, 0, 0, 0)
