@@ -325,6 +325,12 @@ class Trainer:
                     self._check_bad_steps()
                     window_loss.zero_()
                     window_tokens, window_start = 0, time.perf_counter()
+                if self._stop_signal:  # save now; validation could take long
+                    self.checkpoints.save(self._state(), self.step, None)
+                    raise TrainingInterrupted(
+                        f"{self._stop_signal}: stopped at step {self.step}; checkpoint saved, "
+                        f"continue with --resume"
+                    )
                 elapsed = self._elapsed()
                 out_of_time = (
                     t.max_minutes > 0 and elapsed + last_valid_seconds > t.max_minutes * 60
@@ -341,11 +347,6 @@ class Trainer:
                     last_valid_seconds = time.perf_counter() - v_start
                     window_tokens, window_start = 0, time.perf_counter()
                     window_loss.zero_()
-                    if self._stop_signal:
-                        raise TrainingInterrupted(
-                            f"{self._stop_signal}: stopped at step {self.step}; checkpoint saved, "
-                            f"continue with --resume"
-                        )
                     if out_of_time:
                         stop = "max_minutes"
                         break
@@ -474,5 +475,5 @@ def train(
     config: Config, data_dir: Path, run_dir: Path, device: str = "auto", resume: bool = False
 ) -> TrainResult:
     """Train a model on a preprocessed data folder into a run folder (the library entry point)."""
-    with logging_redirect_tqdm(loggers=[logging.getLogger("nmt_cli")]):
+    with logging_redirect_tqdm():
         return Trainer(config, data_dir, run_dir, device, resume).train()

@@ -1,0 +1,123 @@
+"""The real `nmt` command end to end on tiny data."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from nmt_cli.checkpoint import load_checkpoint
+
+from .conftest import nmt
+
+pytestmark = pytest.mark.e2e
+
+
+def test_train_writes_a_complete_run_folder(run_dir: Path) -> None:
+    assert (run_dir / "config.yaml").is_file() and (run_dir / "spm.model").is_file()
+    assert "validation at step 30" in (run_dir / "train.log").read_text()
+    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows] == [30, 60]
+    assert {"train_loss", "valid_ppl", "valid_bleu", "lr", "tokens_per_s", "minutes"} <= set(
+        rows[0]
+    )
+    assert rows[1]["valid_ppl"] < rows[0]["valid_ppl"]  # it learns
+    checkpoints = run_dir / "checkpoints"
+    assert {"best.pt", "last.pt", "step-30.pt", "step-60.pt", "manifest.json"} <= {
+        p.name for p in checkpoints.iterdir()
+    }
+    state = load_checkpoint(checkpoints / "last.pt")
+    assert state["step"] == 60 and isinstance(state["vocab"]["src_spm"], bytes)
+
+
+def test_translate_keeps_one_line_per_input_line(run_dir: Path, corpus: Path) -> None:
+    lines = ["3+4", "", "   ", "March 3, 1998", "12 + 7"]
+    out = nmt("translate", str(run_dir), "--beam", "2", input="\n".join(lines) + "\n").stdout
+    assert len(out.splitlines()) == len(lines)
+    assert out.splitlines()[1] == "" and out.splitlines()[2] == ""
+    # no trailing newline on the last input line: still one output line
+    assert len(nmt("translate", str(run_dir), input="3+4\n5+6").stdout.splitlines()) == 2
+
+
+def test_translate_file_io_and_a_single_checkpoint_file(
+    run_dir: Path, corpus: Path, tmp_path: Path
+) -> None:
+    copied = tmp_path / "model.pt"
+    copied.write_bytes((run_dir / "checkpoints" / "best.pt").read_bytes())
+    source = corpus / "test.src"
+    hyp = tmp_path / "hyp.txt"
+    nmt("translate", str(copied), "--input", str(source), "--output", str(hyp), "--beam", "1")
+    from_run = nmt("translate", str(run_dir), "--beam", "1", input=source.read_text()).stdout
+    assert hyp.read_text() == from_run
+    assert len(from_run.splitlines()) == len(source.read_text().splitlines())
+
+
+def test_n_best_format(run_dir: Path) -> None:
+    out = nmt("translate", str(run_dir), "--n-best", "3", "--beam", "3", input="3+4\n\n").stdout
+    rows = [line.split("\t") for line in out.splitlines()]
+    assert len(rows) == 6 and all(len(r) == 3 for r in rows)
+    assert [r[0] for r in rows] == ["1", "1", "1", "2", "2", "2"]
+    scores = [float(r[1]) for r in rows[:3]]
+    assert scores == sorted(scores, reverse=True)
+
+
+def test_eval_matches_sacrebleu_and_reads_stdin(
+    run_dir: Path, corpus: Path, tmp_path: Path
+) -> None:
+    hyp = tmp_path / "hyp.txt"
+    nmt("translate", str(run_dir), "--input", str(corpus / "test.src"), "--output", str(hyp))
+    ref = str(corpus / "test.tgt")
+    ours = json.loads(
+        nmt("eval", "--ref", ref, str(hyp), "--json", "--metrics", "bleu,chrf").stdout
+    )
+    sacrebleu = Path(sys.executable).parent / "sacrebleu"
+    theirs = subprocess.run(
+        [str(sacrebleu), ref, "-i", str(hyp), "-b", "-w", "4"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert f"{ours['bleu']['score']:.4f}" == theirs.stdout.strip()
+    piped = nmt("evaluate", "--ref", ref, input=hyp.read_text()).stdout
+    assert piped.startswith("BLEU = ") and "signature: nrefs:1|case:mixed" in piped
+
+
+def test_translate_closed_pipe_ends_quietly(run_dir: Path, corpus: Path) -> None:
+    lines = (corpus / "test.src").read_text() * 20
+    shell = f"{sys.executable} -m nmt_cli translate {run_dir} --beam 1 --batch-size 4 | head -1"
+    result = subprocess.run(
+        ["bash", "-o", "pipefail", "-c", shell], input=lines, capture_output=True, text=True
+    )
+    assert result.stdout.count("\n") == 1
+    assert "Traceback" not in result.stderr and "Error" not in result.stderr
+
+
+def test_resume_continues_exactly(data_dir: Path, config_file: Path, tmp_path: Path) -> None:
+    straight, resumed = tmp_path / "straight", tmp_path / "resumed"
+    common = ["--config", str(config_file), "--set", "train.valid_every=20", "--seed", "5"]
+    nmt("train", str(data_dir), "--out", str(straight), *common, "--set", "train.max_steps=40")
+    nmt("train", str(data_dir), "--out", str(resumed), *common, "--set", "train.max_steps=20")
+    nmt("train", str(data_dir), "--out", str(resumed), "--resume", "--set", "train.max_steps=40")
+    a = load_checkpoint(straight / "checkpoints" / "last.pt")
+    b = load_checkpoint(resumed / "checkpoints" / "last.pt")
+    assert a["step"] == b["step"] == 40
+    for name, tensor in a["model"].items():
+        assert torch.equal(tensor, b["model"][name]), name  # bitwise on CPU
+    rows_a = (straight / "metrics.jsonl").read_text().splitlines()
+    rows_b = (resumed / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(r)["valid_ppl"] for r in rows_a] == [
+        json.loads(r)["valid_ppl"] for r in rows_b
+    ]
+
+
+def test_save_load_gives_identical_translations(run_dir: Path, corpus: Path) -> None:
+    from nmt_cli.translate import Translator
+
+    lines = (corpus / "test.src").read_text().splitlines()[:10]
+    first = Translator.load(run_dir, "last").translate(lines, beam=3)
+    second = Translator.load(run_dir / "checkpoints" / "last.pt").translate(lines, beam=3)
+    assert first == second
