@@ -18,8 +18,10 @@ nmt eval --ref "$WORK/text/test.tgt" "$WORK/test.hyp" --metrics bleu,chrf
 python - "$WORK/text/test.src" "$WORK/text/test.tgt" "$WORK/test.hyp" <<'PY'
 import sys
 src, ref, hyp = (open(p, encoding="utf-8").read().splitlines() for p in sys.argv[1:])
-exact = sum(r == h for r, h in zip(ref, hyp))
-print(f"exact match: {exact}/{len(ref)} = {100 * exact / len(ref):.1f}%")
+for task, is_task in (("dates", lambda s: "+" not in s), ("addition", lambda s: "+" in s)):
+    rows = [(r, h) for s, r, h in zip(src, ref, hyp) if is_task(s)]
+    exact = sum(r == h for r, h in rows)
+    print(f"exact match, {task}: {exact}/{len(rows)} = {100 * exact / len(rows):.1f}%")
 print("\nsome translations:")
 for s, r, h in list(zip(src, ref, hyp))[:8]:
     print(f"  {s:<32} -> {h:<12} {'ok' if h == r else 'expected ' + r}")

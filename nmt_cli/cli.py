@@ -260,6 +260,30 @@ def evaluate(
 app.command(name="evaluate", help="Same as `nmt eval`.")(evaluate)
 
 
+@app.command(epilog="Example: nmt average runs/de-en --last 5 --out runs/de-en/avg.pt")
+def average(
+    inputs: Annotated[
+        list[Path], typer.Argument(help="Checkpoint files, or one run folder with --last/--best.")
+    ],
+    out: Annotated[Path, typer.Option(help="The averaged checkpoint to write.")],
+    last: Annotated[
+        int, typer.Option(help="Average a run folder's N most recent checkpoints.")
+    ] = 0,
+    best: Annotated[int, typer.Option(help="Average a run folder's N best checkpoints.")] = 0,
+) -> None:
+    """Average the weights of several checkpoints into one (usually a little better than each)."""
+    with user_errors():
+        from nmt_cli.average import average_checkpoints, run_checkpoints
+
+        paths = list(inputs)
+        if last or best:
+            if len(inputs) != 1 or not inputs[0].is_dir() or (last and best):
+                raise NmtError("--last/--best take exactly one run folder (and only one of them)")
+            paths = run_checkpoints(inputs[0], "last" if last else "best", last or best)
+        summary = average_checkpoints(paths, out)
+        print(f"averaged {summary['inputs']} checkpoints (steps {summary['steps']}) into {out}")
+
+
 def main() -> None:
     app()
 

@@ -121,3 +121,18 @@ def test_save_load_gives_identical_translations(run_dir: Path, corpus: Path) -> 
     first = Translator.load(run_dir, "last").translate(lines, beam=3)
     second = Translator.load(run_dir / "checkpoints" / "last.pt").translate(lines, beam=3)
     assert first == second
+
+
+def test_average_of_one_checkpoint_translates_like_it(run_dir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "avg.pt"
+    nmt("average", str(run_dir / "checkpoints" / "step-60.pt"), "--out", str(out))
+    source = "3+4\nMarch 3, 1998\n"
+    assert nmt("translate", str(out), input=source).stdout == nmt(
+        "translate", str(run_dir), "--checkpoint", "step-60.pt", input=source
+    ).stdout
+    nmt("average", str(run_dir), "--last", "2", "--out", str(tmp_path / "avg2.pt"))
+    avg = load_checkpoint(tmp_path / "avg2.pt")
+    a = load_checkpoint(run_dir / "checkpoints" / "step-30.pt")["model"]
+    b = load_checkpoint(run_dir / "checkpoints" / "step-60.pt")["model"]
+    name = "generator.weight"
+    torch.testing.assert_close(avg["model"][name], (a[name] + b[name]) / 2)
