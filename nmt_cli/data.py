@@ -45,6 +45,23 @@ class Batch:
     def __len__(self) -> int:
         return self.src.size(0)
 
+    def split(self) -> tuple[Batch, Batch]:
+        """The first and second half of the sentences, re-padded as two CPU batches.
+
+        For retrying a batch that ran out of device memory: it reads the tensors back to the
+        host, which is fine on that rare path and nowhere else.
+        """
+        src, tgt_out = self.src.cpu(), self.tgt_out.cpu()
+        tgt_lengths = (tgt_out != PAD_ID).sum(1) - 1  # B, without EOS
+        pairs = [
+            (src[i, :length], tgt_out[i, :tgt_length])
+            for i, (length, tgt_length) in enumerate(
+                zip(self.src_lengths.tolist(), tgt_lengths.tolist(), strict=True)
+            )
+        ]
+        ids, half = self.ids.tolist(), len(pairs) // 2
+        return collate(pairs[:half], ids[:half]), collate(pairs[half:], ids[half:])
+
     def pin_memory(self) -> Batch:
         return self._map(lambda name, t: t if name == "src_lengths" else t.pin_memory())
 

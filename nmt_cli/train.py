@@ -1,8 +1,9 @@
 """Training: the loop, validation, early stopping, time budget, checkpoints and resume.
 
 The hot loop never waits for the device: token counts come from the host-built batch, the
-loss is read back only every `log_every` steps, and non-finite gradients skip their update on
-the device (the fused Adam's `found_inf`), counted and checked at the same interval.
+loss is read back only every `log_every` steps, and a non-finite loss or gradient skips its
+update on the device (the fused Adam's `found_inf`), counted and checked at the same interval.
+A batch that runs out of device memory is split in two and retried.
 """
 
 from __future__ import annotations
@@ -22,10 +23,10 @@ import torch
 from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
-from nmt_cli.checkpoint import CheckpointManager, load_checkpoint
+from nmt_cli.checkpoint import CheckpointManager, atomic_write_bytes
 from nmt_cli.config import Config, from_dict, load_config
 from nmt_cli.data import Batch, TrainBatches, eval_batches
-from nmt_cli.errors import ConfigError, DataError, NmtError
+from nmt_cli.errors import CheckpointError, ConfigError, DataError, NmtError
 from nmt_cli.evaluate import score_corpus
 from nmt_cli.loss import cross_entropy
 from nmt_cli.model import Seq2Seq, build_model, init_weights
@@ -117,9 +118,14 @@ class Trainer:
         self.data_dir, self.run_dir = Path(data_dir), Path(run_dir)
         self.device = resolve_device(device)
         self.vocab = Vocab.from_data_dir(self.data_dir)
-        resume_state = self._check_run_dir(resume)
+        resume_state = self._check_run_dir(resume, config)
         if resume_state is not None:
-            config = self._merge_resume_config(config, resume_state)
+            try:
+                config = self._merge_resume_config(config, resume_state)
+            except (KeyError, TypeError) as e:
+                raise CheckpointError(
+                    f"{self.run_dir / 'checkpoints'}: incomplete checkpoint (no {e})"
+                ) from None
         self.config = config
         t = config.train
         torch.manual_seed(t.seed)
@@ -161,22 +167,35 @@ class Trainer:
             else nullcontext()
         )
         if resume_state is not None:
-            self._load_state(resume_state)
-        (self.run_dir / "config.yaml").write_text(self.config.to_yaml(), encoding="utf-8")
-        for side, tok in (("src", self.vocab.src), ("tgt", self.vocab.tgt)):
-            tok.save(self.run_dir / ("spm.model" if self.vocab.joint else f"spm.{side}.model"))
+            try:
+                self._load_state(resume_state)
+            except (KeyError, TypeError, ValueError, RuntimeError) as e:
+                raise CheckpointError(
+                    f"{self.run_dir / 'checkpoints'}: incomplete or mismatched checkpoint ({e})"
+                ) from None
+        self._prepare_run_dir()
         self._stop_signal: str | None = None
         self._bad_run = torch.zeros((), device=self.device)  # consecutive skipped updates
         self._bad_total = torch.zeros((), device=self.device)
 
     # ---- run folder, resume ------------------------------------------------------------
-    def _check_run_dir(self, resume: bool) -> dict[str, Any] | None:
-        last = self.run_dir / "checkpoints" / "last.pt"
+    def _check_run_dir(self, resume: bool, config: Config) -> dict[str, Any] | None:
+        """The newest complete checkpoint to resume from (None for a new run).
+
+        After a crash the newest step file may not be `last.pt` yet; `recover` fixes that.
+        """
+        folder = self.run_dir / "checkpoints"
         if resume:
-            if not last.is_file():
-                raise ConfigError(f"--resume: {last} does not exist (nothing to resume)")
-            return load_checkpoint(last, map_location="cpu")
-        if last.exists():
+            if not folder.is_dir():
+                raise ConfigError(f"--resume: {folder} does not exist (nothing to resume)")
+            manager = CheckpointManager(
+                self.run_dir, config.train.keep_last, config.train.keep_best
+            )
+            state = manager.recover()
+            if state is None:
+                raise ConfigError(f"--resume: no checkpoint in {folder} (nothing to resume)")
+            return state
+        if folder.is_dir() and any(folder.glob("*.pt")):
             raise ConfigError(
                 f"{self.run_dir} already has checkpoints; use --resume or another --out"
             )
@@ -221,6 +240,40 @@ class Trainer:
             torch.cuda.set_rng_state_all(state["rng"]["cuda"])
         log.info("resumed from step %d", self.step)
 
+    def _prepare_run_dir(self) -> None:
+        """Clean up after a killed process, then write config.yaml and the tokenizers.
+
+        Every write is atomic, like the checkpoints: `--resume` reads config.yaml back.
+        """
+        for tmp in self.run_dir.glob(".*.tmp"):  # .NAME.PID.tmp: left by a killed process
+            tmp.unlink(missing_ok=True)
+        self._trim_metrics()
+        config_bytes = self.config.to_yaml().encode()
+        atomic_write_bytes(self.run_dir / "config.yaml", lambda f: f.write(config_bytes))
+        for side, tok in (("src", self.vocab.src), ("tgt", self.vocab.tgt)):
+            name = "spm.model" if self.vocab.joint else f"spm.{side}.model"
+            atomic_write_bytes(self.run_dir / name, lambda f, tok=tok: f.write(tok.model_bytes))
+
+    def _trim_metrics(self) -> None:
+        """Drop metrics rows after the step this run starts from.
+
+        A kill can land between a validation's row and its checkpoint; the resumed run
+        validates that step again, so without this the row would appear twice.
+        """
+        path = self.run_dir / "metrics.jsonl"
+        if not path.is_file():
+            return
+        kept = []
+        for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+            try:
+                step = json.loads(line)["step"]
+            except (ValueError, KeyError, TypeError):  # e.g. a line cut short by a kill
+                continue
+            if isinstance(step, int) and step <= self.step:
+                kept.append(line + "\n")
+        text = "".join(kept).encode()
+        atomic_write_bytes(path, lambda f: f.write(text))
+
     def _state(self) -> dict[str, Any]:
         return {
             "config": self.config.to_dict(),
@@ -251,27 +304,78 @@ class Trainer:
             yield [(b.pin_memory() if pin else b).to(self.device) for b in group]
 
     def train_step(self, group: list[Batch]) -> torch.Tensor:
-        """One update over `accumulate` batches; returns the summed loss (a device tensor)."""
+        """One update over `accumulate` batches; returns the summed loss (a device tensor).
+
+        A batch that runs out of device memory is split in two halves and the group is
+        computed again from zeroed gradients (a failed backward may have left some behind);
+        the loss stays normalized by the whole group's target tokens.
+        """
         t = self.config.train
         n_tokens = sum(b.n_tokens for b in group)
-        total = torch.zeros((), device=self.device)
-        for batch in group:
-            with self.autocast:
-                outputs = self.model(batch.src, batch.src_mask, batch.src_lengths, batch.tgt_in)
-                hidden = outputs.reshape(-1, outputs.size(-1)).index_select(
-                    0, batch.target_index
-                )  # N x O
-                loss = cross_entropy(self.model.generator(hidden), batch.targets, t.label_smoothing)
-            (loss / n_tokens).backward()
-            total += loss.detach()
+        total, failed = self._forward_backward(group, n_tokens)
+        while failed is not None:
+            group = self._split_after_oom(group, failed)
+            total, failed = self._forward_backward(group, n_tokens)
         norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), t.clip_norm, foreach=True)
-        found_inf = (~torch.isfinite(norm)).float()
+        found_inf = (~torch.isfinite(norm + total)).float()  # a non-finite loss or gradient
         self.optimizer.found_inf = found_inf  # type: ignore[attr-defined]  # fused Adam skips on the device
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
         self._bad_run = (self._bad_run + found_inf) * found_inf  # consecutive non-finite steps
         self._bad_total += found_inf
         return total
+
+    def _forward_backward(
+        self, group: list[Batch], n_tokens: int
+    ) -> tuple[torch.Tensor, int | None]:
+        """Accumulate the gradients of a group of batches.
+
+        Returns:
+            the summed loss (a device scalar) and the index of the batch that ran out of
+            device memory (None when all fit).
+        """
+        total = torch.zeros((), device=self.device)
+        for i, batch in enumerate(group):
+            try:
+                with self.autocast:
+                    outputs = self.model(
+                        batch.src, batch.src_mask, batch.src_lengths, batch.tgt_in
+                    )  # B x T x O
+                    hidden = outputs.reshape(-1, outputs.size(-1)).index_select(
+                        0, batch.target_index
+                    )  # N x O
+                    loss = cross_entropy(
+                        self.model.generator(hidden),
+                        batch.targets,
+                        self.config.train.label_smoothing,
+                    )
+                (loss / n_tokens).backward()
+            except torch.OutOfMemoryError:
+                return total, i  # handled outside the except block, so its frames are freed
+            total += loss.detach()
+        return total, None
+
+    def _split_after_oom(self, group: list[Batch], failed: int) -> list[Batch]:
+        """The group again, with batch `failed` split in halves; gradients zeroed."""
+        self.optimizer.zero_grad(set_to_none=True)
+        if self.device.type == "cuda":
+            torch.cuda.empty_cache()
+        batch = group[failed]
+        if len(batch) < 2:
+            raise NmtError(
+                f"out of device memory at step {self.step} on a single sentence pair "
+                f"({batch.src.size(1)} source, {batch.n_tokens} target tokens); lower "
+                f"data.max_len or the model size"
+            )
+        log.warning(
+            "step %d: out of device memory on a batch of %d sentences (%d target tokens); "
+            "split in two and retried (a lower train.batch_tokens avoids this)",
+            self.step,
+            len(batch),
+            batch.n_tokens,
+        )
+        halves = [half.to(self.device) for half in batch.split()]
+        return [*group[:failed], *halves, *group[failed + 1 :]]
 
     def train(self) -> TrainResult:
         """Run until max_steps, max_minutes, early stopping or a signal."""
@@ -387,11 +491,17 @@ class Trainer:
     def _check_bad_steps(self) -> None:
         bad_total, bad_run = int(self._bad_total.item()), int(self._bad_run.item())
         if bad_total:
-            log.warning("%d updates skipped so far for non-finite gradients", bad_total)
+            log.warning("%d updates skipped so far (non-finite loss or gradients)", bad_total)
         if bad_run >= self.config.train.max_bad_steps:
+            last = self.checkpoints.last_path
+            kept = (
+                f"the last good checkpoint is {last}"
+                if last.exists()
+                else "no checkpoint was written yet"
+            )
             raise NmtError(
                 f"training diverged: {bad_run} non-finite losses in a row at step {self.step}; "
-                f"the last good checkpoint is {self.checkpoints.last_path} (try a lower train.lr)"
+                f"{kept} (try a lower train.lr)"
             )
 
     # ---- validation ------------------------------------------------------------------------
@@ -450,8 +560,12 @@ class Trainer:
             "lr": self.optimizer.param_groups[0]["lr"],
             "tokens_per_s": round(self.train_tokens / max(self.train_seconds, 1e-9), 1),
         }
-        with open(self.run_dir / "metrics.jsonl", "a", encoding="utf-8") as f:
-            f.write(json.dumps(row) + "\n")
+        try:
+            with open(self.run_dir / "metrics.jsonl", "a", encoding="utf-8") as f:
+                f.write(json.dumps(row) + "\n")
+        except OSError as e:
+            path = self.run_dir / "metrics.jsonl"
+            raise NmtError(f"{path}: cannot write ({e.strerror or e})") from None
         log.info(
             "validation at step %d: ppl %.2f BLEU %.2f%s",
             self.step,
