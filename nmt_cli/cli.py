@@ -170,8 +170,12 @@ def train(
 def translate(
     model: Annotated[Path, typer.Argument(help="Run folder or checkpoint .pt file.")],
     checkpoint: Annotated[
-        str, typer.Option(help="best, last, or a file in the run's checkpoints/.")
-    ] = "best",
+        list[str] | None,
+        typer.Option(
+            help="best, last, or a file in the run's checkpoints/; repeat it to ensemble "
+            "(probabilities averaged per step).",
+        ),
+    ] = None,
     beam: Annotated[
         int | None, typer.Option(help="Beam size (1 = greedy); default from the model's config.")
     ] = None,
@@ -186,14 +190,37 @@ def translate(
         Path | None, typer.Option("--output", "-o", help="Write to this file instead of stdout.")
     ] = None,
     device: Annotated[str, typer.Option(help="cpu, auto, cuda or cuda:N.")] = "cpu",
+    alignments: Annotated[
+        Path | None,
+        typer.Option(help="Also write each line's attention to this file (JSON lines)."),
+    ] = None,
+    json_: Annotated[
+        bool, typer.Option("--json", help="One JSON object per input line instead of text.")
+    ] = False,
+    with_attention: Annotated[
+        bool,
+        typer.Option(
+            "--with-attention", help="With --json: add source, target and weights (the attention)."
+        ),
+    ] = False,
 ) -> None:
     """Translate stdin (or --input) to stdout (or --output): one output line per input line.
 
     With --n-best K, each input line gives K lines `LINE<TAB>SCORE<TAB>TEXT` (LINE is 1-based,
     best first; SCORE is the length-normalized log-probability).
+
+    --json prints one object per input line: {"line", "translation", "score", "pieces"}, plus
+    "n_best" (a list of {"translation", "score", "pieces"}) with --n-best K, and with
+    --with-attention the alignment keys below.
+
+    --alignments FILE writes one object per input line: {"line", "source": source pieces,
+    "target": target pieces + "</s>", "weights": one row per target piece, one column per
+    source piece}, from the best hypothesis (empty lists for an empty line; a line translated
+    in parts gets a block-diagonal matrix). Draw them with `nmt plot-attention FILE`.
     """
     with user_errors():
-        from nmt_cli.errors import ConfigError
+        from nmt_cli.alignments import alignment_record, json_record, to_json_line
+        from nmt_cli.errors import ConfigError, DataError
         from nmt_cli.translate import Translator, read_batches
 
         if (
@@ -202,8 +229,18 @@ def translate(
             or (batch_size is not None and batch_size < 1)
         ):
             raise ConfigError("--beam, --batch-size and --n-best must be positive")
-        translator = Translator.load(model, checkpoint, device)
+        if with_attention and not json_:
+            raise ConfigError("--with-attention needs --json (or use --alignments FILE)")
+        translator = Translator.load(model, checkpoint or ["best"], device)
+        if (alignments or with_attention) and translator.config.model.attention == "none":
+            raise ConfigError(
+                "--alignments/--with-attention: this model has no attention (model.attention: none)"
+            )
         size = batch_size or translator.decode.batch_size
+        try:
+            align_sink = open(alignments, "w", encoding="utf-8") if alignments else None  # noqa: SIM115
+        except OSError as e:
+            raise DataError(f"{alignments}: cannot write ({e.strerror or e})") from None
         source = open(input, "rb") if input else sys.stdin.buffer  # noqa: SIM115
         sink = open(output, "w", encoding="utf-8") if output else sys.stdout  # noqa: SIM115
         try:
@@ -213,6 +250,12 @@ def translate(
                     lines, beam=beam, n_best=n_best, first_line=line_no
                 )
                 for offset, hyps in enumerate(results):
+                    if align_sink:
+                        align_sink.write(to_json_line(alignment_record(line_no + offset, hyps[0])))
+                    if json_:
+                        record = json_record(line_no + offset, hyps, n_best > 1, with_attention)
+                        sink.write(to_json_line(record))
+                        continue
                     if n_best == 1:
                         sink.write(hyps[0].text + "\n")
                         continue
@@ -220,12 +263,16 @@ def translate(
                         h = hyps[min(k, len(hyps) - 1)]
                         sink.write(f"{line_no + offset}\t{h.score:.4f}\t{h.text}\n")
                 sink.flush()
+                if align_sink:
+                    align_sink.flush()
                 line_no += len(lines)
         finally:
             if input:
                 source.close()
             if output:
                 sink.close()
+            if align_sink:
+                align_sink.close()
 
 
 @app.command(name="eval", epilog="Example: nmt eval --ref test.en hyp.en --metrics bleu,chrf,ter")
@@ -282,6 +329,69 @@ def average(
             paths = run_checkpoints(inputs[0], "last" if last else "best", last or best)
         summary = average_checkpoints(paths, out)
         print(f"averaged {summary['inputs']} checkpoints (steps {summary['steps']}) into {out}")
+
+
+@app.command(epilog="Example: nmt info runs/de-en   (or: nmt info model.pt --json)")
+def info(
+    model: Annotated[Path, typer.Argument(help="Run folder or checkpoint .pt file.")],
+    checkpoint: Annotated[
+        str, typer.Option(help="With a run folder: last, best, or a file in checkpoints/.")
+    ] = "last",
+    json: Annotated[bool, typer.Option("--json", help="One JSON object for scripts.")] = False,
+) -> None:
+    """Describe a model: steps, best score, vocabularies, parameters, checkpoints, config."""
+    with user_errors():
+        from nmt_cli.info import run_info
+
+        described = run_info(model, checkpoint)
+        print(described.to_json() if json else described.to_text())
+
+
+@app.command(
+    name="plot-attention",
+    epilog="Example: nmt translate runs/de-en --alignments align.jsonl < test.de > hyp.en; "
+    "nmt plot-attention align.jsonl --out attention/ --lines 1-3",
+)
+def plot_attention(
+    file: Annotated[
+        Path, typer.Argument(help="From nmt translate --alignments (or --json --with-attention).")
+    ],
+    out: Annotated[Path, typer.Option(help="Folder for the PNGs (line-N.png).")],
+    lines: Annotated[
+        str | None, typer.Option(help="Only these input lines: 1,2,5-8 (default: all).")
+    ] = None,
+) -> None:
+    """Draw attention heatmaps: one PNG per sentence, source pieces on x, target pieces on y."""
+    with user_errors():
+        from nmt_cli.alignments import parse_lines, read_alignments
+        from nmt_cli.plotting import plot_alignments
+
+        chosen = parse_lines(lines) if lines is not None else None
+        written = plot_alignments(read_alignments(file), out, chosen)
+        print(f"wrote {len(written)} heatmap{'s' if len(written) != 1 else ''} to {out}")
+
+
+@app.command(epilog="Example: nmt plot runs/de-en   (writes runs/de-en/plots/*.png)")
+def plot(
+    run: Annotated[Path, typer.Argument(help="Run folder (reads RUN/metrics.jsonl).")],
+    out: Annotated[
+        Path | None, typer.Option(help="Folder for the PNGs (default: RUN/plots).")
+    ] = None,
+    tensorboard: Annotated[
+        bool,
+        typer.Option("--tensorboard", help="Also write TensorBoard scalars to OUT/tensorboard."),
+    ] = False,
+) -> None:
+    """Plot train loss, validation perplexity and validation BLEU over steps as PNGs."""
+    with user_errors():
+        from nmt_cli.plotting import plot_metrics, read_metrics, write_tensorboard
+
+        rows = read_metrics(run / "metrics.jsonl")
+        folder = out or run / "plots"
+        for path in plot_metrics(rows, folder, run.resolve().name):
+            print(path)
+        if tensorboard:
+            print(write_tensorboard(rows, folder / "tensorboard"))
 
 
 def main() -> None:

@@ -11,9 +11,9 @@ import logging
 import os
 import select
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO, cast
 
 import torch
 from torch import Tensor
@@ -23,9 +23,12 @@ from nmt_cli.config import Config, DecodeConfig, from_dict
 from nmt_cli.data import make_source_batch
 from nmt_cli.errors import CheckpointError
 from nmt_cli.model import Seq2Seq, build_model
-from nmt_cli.search import Hypothesis, beam_search, greedy_search
+from nmt_cli.search import Hypothesis, StepFn, beam_search, greedy_search
 from nmt_cli.textio import clean_line
 from nmt_cli.tokenizer import BOS_ID, EOS_ID, Tokenizer
+
+if TYPE_CHECKING:
+    from nmt_cli.ensemble import Ensemble
 
 log = logging.getLogger(__name__)
 
@@ -40,12 +43,13 @@ class Translation:
     text: str
     score: float
     pieces: list[str]
-    attention: Tensor | None = None  # T x S, rows = output pieces + EOS
+    attention: Tensor | None = None  # T x S: rows = pieces + eos, column j = source[j]
+    source: list[str] = field(default_factory=list)  # the source pieces, in input order
 
 
 @torch.inference_mode()
 def search_batch(
-    model: Seq2Seq,
+    model: Seq2Seq | Ensemble,
     sources: Sequence[Tensor],
     device: torch.device,
     beam: int,
@@ -61,11 +65,12 @@ def search_batch(
     src, mask, lengths = make_source_batch(sources)
     state = model.encode(src.to(device), mask.to(device), lengths)
     max_lengths = (lengths.float() * max_len_a + max_len_b).long().to(device)
+    step = cast("StepFn[Any]", model.decode_step)
     if beam == 1 and n_best == 1:
-        hyps = greedy_search(model.decode_step, state, len(sources), BOS_ID, EOS_ID, max_lengths)
+        hyps = greedy_search(step, state, len(sources), BOS_ID, EOS_ID, max_lengths)
         return [[h] for h in hyps]
     return beam_search(
-        model.decode_step,
+        step,
         state,
         len(sources),
         max(beam, n_best),
@@ -78,7 +83,11 @@ def search_batch(
 
 
 def search_sorted(
-    model: Seq2Seq, sources: Sequence[Tensor], device: torch.device, batch_size: int, **options
+    model: Seq2Seq | Ensemble,
+    sources: Sequence[Tensor],
+    device: torch.device,
+    batch_size: int,
+    **options: Any,
 ) -> list[list[Hypothesis]]:
     """Translate many sources in length-sorted batches (less padding); results in input order."""
     order = sorted(range(len(sources)), key=lambda i: len(sources[i]))
@@ -109,12 +118,38 @@ def split_long(ids: list[int], pieces: list[str], max_len: int) -> list[list[int
     return segments
 
 
+def build_from_checkpoint(state: dict[str, Any]) -> tuple[Config, Tokenizer, Tokenizer, Seq2Seq]:
+    """Rebuild what a checkpoint describes, without loading its weights.
+
+    Args:
+        state: a checkpoint dict (from `load_checkpoint`).
+
+    Returns:
+        The config, the source and target tokenizers, and the model (freshly built weights).
+
+    Raises:
+        KeyError: the dict has no config or vocab.
+    """
+    config = from_dict(state["config"])
+    vocab = state["vocab"]
+    src_tok = Tokenizer.from_bytes(vocab["src_spm"])
+    tgt_tok = Tokenizer.from_bytes(vocab["tgt_spm"])
+    model = build_model(
+        config.model,
+        src_tok.vocab_size,
+        tgt_tok.vocab_size,
+        vocab["joint"],
+        config.data.reverse_source,
+    )
+    return config, src_tok, tgt_tok, model
+
+
 class Translator:
     """A model ready to translate: `Translator.load("runs/de-en").translate(["Ein Hund."])`."""
 
     def __init__(
         self,
-        model: Seq2Seq,
+        model: Seq2Seq | Ensemble,
         config: Config,
         src_tok: Tokenizer,
         tgt_tok: Tokenizer,
@@ -125,29 +160,43 @@ class Translator:
         self.decode: DecodeConfig = config.decode
 
     @classmethod
-    def load(cls, path: Path | str, checkpoint: str = "best", device: str = "cpu") -> Translator:
-        """Load from a run folder (`checkpoint` = best|last|step-N.pt) or a checkpoint file."""
+    def load(
+        cls, path: Path | str, checkpoint: str | Sequence[str] = "best", device: str = "cpu"
+    ) -> Translator:
+        """Load from a run folder (`checkpoint` = best|last|step-N.pt) or a checkpoint file.
+
+        Several checkpoints (e.g. ["best", "avg.pt"]) make an ensemble: their next-token
+        probabilities are averaged at every step. They must share one vocabulary.
+        """
+        from nmt_cli.ensemble import Ensemble
         from nmt_cli.train import resolve_device
 
-        file = resolve_checkpoint(Path(path), checkpoint)
-        state = load_checkpoint(file)
-        try:
-            config = from_dict(state["config"])
-            vocab = state["vocab"]
-            src_tok = Tokenizer.from_bytes(vocab["src_spm"])
-            tgt_tok = Tokenizer.from_bytes(vocab["tgt_spm"])
-            model = build_model(
-                config.model,
-                src_tok.vocab_size,
-                tgt_tok.vocab_size,
-                vocab["joint"],
-                config.data.reverse_source,
-            )
-            model.load_state_dict(state["model"])
-        except (KeyError, RuntimeError) as e:
-            raise CheckpointError(f"{file}: incomplete or mismatched checkpoint ({e})") from None
+        names = [checkpoint] if isinstance(checkpoint, str) else list(checkpoint)
+        models, first = [], None
+        for name in names:
+            file = resolve_checkpoint(Path(path), name)
+            state = load_checkpoint(file)
+            try:
+                config, src_tok, tgt_tok, model = build_from_checkpoint(state)
+                model.load_state_dict(state["model"])
+            except (KeyError, RuntimeError) as e:
+                raise CheckpointError(
+                    f"{file}: incomplete or mismatched checkpoint ({e})"
+                ) from None
+            if first is None:
+                first = (config, src_tok, tgt_tok, file)
+            elif (src_tok.model_bytes, tgt_tok.model_bytes) != (
+                first[1].model_bytes,
+                first[2].model_bytes,
+            ) or config.data.reverse_source != first[0].data.reverse_source:
+                raise CheckpointError(
+                    f"{file}: another vocabulary than {first[3]}; cannot ensemble"
+                )
+            models.append(model)
+        assert first is not None
         target = resolve_device(device)
-        return cls(model.to(target), config, src_tok, tgt_tok, target)
+        member = models[0] if len(models) == 1 else Ensemble(models)
+        return cls(member.to(target), first[0], first[1], first[2], target)
 
     def translate(self, lines: Iterable[str], beam: int | None = None) -> list[str]:
         """Translate lines; returns one string per line."""
@@ -207,26 +256,47 @@ class Translator:
         )
         results: list[list[Translation]] = [[Translation("", 0.0, [])] for _ in lines]
         for i in sorted(set(owners)):
-            line_hyps = [h for h, owner in zip(hyps, owners, strict=True) if owner == i]
-            if len(line_hyps) == 1:
-                results[i] = [self._to_translation(h) for h in line_hyps[0]]
+            mine = [
+                (h, s) for h, s, owner in zip(hyps, segments, owners, strict=True) if owner == i
+            ]
+            if len(mine) == 1:
+                results[i] = [self._to_translation(h, mine[0][1]) for h in mine[0][0]]
             else:  # a split line: join the best hypothesis of every part
-                best = [self._to_translation(p[0]) for p in line_hyps]
-                joined = Translation(
-                    " ".join(t.text for t in best),
-                    sum(t.score for t in best),
-                    [p for t in best for p in t.pieces],
-                )
-                results[i] = [joined]
+                results[i] = [join_parts([self._to_translation(h[0], s) for h, s in mine])]
         return results
 
-    def _to_translation(self, hyp: Hypothesis) -> Translation:
+    def _to_translation(self, hyp: Hypothesis, source_ids: list[int]) -> Translation:
+        attention = None
+        if hyp.attention is not None:
+            attention = hyp.attention[:, : len(source_ids)]  # T x S, batch padding dropped
+            if self.model.reverse_source:  # the encoder read the source backwards
+                attention = attention.flip(1)
         return Translation(
             text=self.tgt_tok.decode(hyp.tokens),
             score=hyp.score,
             pieces=[self.tgt_tok.id_to_piece(t) for t in hyp.tokens],
-            attention=hyp.attention,
+            attention=attention,
+            source=[self.src_tok.id_to_piece(t) for t in source_ids],
         )
+
+
+def join_parts(parts: Sequence[Translation]) -> Translation:
+    """One Translation for a line translated in parts: texts joined, scores summed.
+
+    The attention is block-diagonal (each part attends only to its own source pieces); the
+    eos rows of all parts but the last are left out, so rows stay `pieces + eos`.
+    """
+    attention = None
+    if all(p.attention is not None for p in parts):
+        blocks = [p.attention for p in parts if p.attention is not None]
+        attention = torch.block_diag(*[b[:-1] for b in blocks[:-1]], blocks[-1])  # T x S
+    return Translation(
+        " ".join(p.text for p in parts),
+        sum(p.score for p in parts),
+        [piece for p in parts for piece in p.pieces],
+        attention,
+        [piece for p in parts for piece in p.source],
+    )
 
 
 def read_batches(stream: BinaryIO, batch_size: int) -> Iterator[list[str]]:

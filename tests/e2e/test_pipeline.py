@@ -127,12 +127,38 @@ def test_average_of_one_checkpoint_translates_like_it(run_dir: Path, tmp_path: P
     out = tmp_path / "avg.pt"
     nmt("average", str(run_dir / "checkpoints" / "step-60.pt"), "--out", str(out))
     source = "3+4\nMarch 3, 1998\n"
-    assert nmt("translate", str(out), input=source).stdout == nmt(
-        "translate", str(run_dir), "--checkpoint", "step-60.pt", input=source
-    ).stdout
+    assert (
+        nmt("translate", str(out), input=source).stdout
+        == nmt("translate", str(run_dir), "--checkpoint", "step-60.pt", input=source).stdout
+    )
     nmt("average", str(run_dir), "--last", "2", "--out", str(tmp_path / "avg2.pt"))
     avg = load_checkpoint(tmp_path / "avg2.pt")
     a = load_checkpoint(run_dir / "checkpoints" / "step-30.pt")["model"]
     b = load_checkpoint(run_dir / "checkpoints" / "step-60.pt")["model"]
     name = "generator.weight"
     torch.testing.assert_close(avg["model"][name], (a[name] + b[name]) / 2)
+
+
+def test_ensemble_of_a_model_with_itself_equals_the_model(run_dir: Path) -> None:
+    source = "3+4\n\nMarch 3, 1998\n12 + 7\n"
+    single = nmt("translate", str(run_dir), "--checkpoint", "step-60.pt", input=source).stdout
+    twice = nmt(
+        "translate",
+        str(run_dir),
+        "--checkpoint",
+        "step-60.pt",
+        "--checkpoint",
+        "step-60.pt",
+        input=source,
+    ).stdout
+    assert twice == single
+    mixed = nmt(
+        "translate",
+        str(run_dir),
+        "--checkpoint",
+        "step-30.pt",
+        "--checkpoint",
+        "last",
+        input=source,
+    )
+    assert len(mixed.stdout.splitlines()) == 4
