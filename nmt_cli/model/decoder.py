@@ -146,8 +146,10 @@ class Decoder(nn.Module):
         """
         embedded = self.embedding(tgt_in)  # B x T x E
         outputs, attention = [], []
-        for t in range(tgt_in.size(1)):
-            out, state, weights = self.step(embedded[:, t], state)
+        # unbind, not embedded[:, t]: its backward stacks all steps' gradients at once instead
+        # of writing each step's gradient into a fresh B x T x E zero tensor.
+        for embedded_t in embedded.unbind(1):
+            out, state, weights = self.step(embedded_t, state)
             outputs.append(out)
             attention.append(weights)
         return torch.stack(outputs, dim=1), attention

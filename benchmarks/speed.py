@@ -1,0 +1,246 @@
+"""Speed benchmark on the peers' workload (../shared/BENCHMARKS.md), optionally side by side.
+
+Measures, with the real `nmt` commands as a user runs them:
+- training: steady target tokens/s (steps after the first 50) in fp32 and bf16, peak RSS;
+- translation of test_2016_flickr (1000 sentences, batch 64): whole-process seconds for beam 5
+  and greedy, with BLEU, and peak RSS;
+- latency: 4 lines through `nmt translate model.pt`, process start to answer;
+- the machine's matrix-multiply rate, for the FLOP utilization of training.
+With --peers it also runs OpenNMT-py's identical workload from ../shared/peers in the same
+invocation (ours and theirs alternating) and prints the ratios.
+Writes benchmarks/results/speed.json.
+
+    python benchmarks/speed.py --data ../shared/data/multi30k [--steps 300] [--peers]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+CONFIG = ROOT / "benchmarks" / "configs" / "peer-workload.yaml"
+# Forward MFLOP per target token of the peer workload (BENCHMARKS.md); training = 3x forward.
+MFLOP_PER_TRAINED_TOKEN = 51.0
+
+
+def timed(
+    cmd: list[str], stdin: str | None = None, env: dict[str, str] | None = None
+) -> tuple[float, float, str]:
+    """Run cmd under /usr/bin/time: (wall seconds, peak RSS MiB, stdout)."""
+    fmt = "__time__ %e %M"
+    result = subprocess.run(
+        ["/usr/bin/time", "-f", fmt, *cmd], input=stdin, capture_output=True, text=True, env=env
+    )
+    if result.returncode != 0:
+        sys.exit(f"speed.py: {' '.join(cmd)} failed:\n{result.stderr[-2000:]}")
+    match = re.findall(r"__time__ ([\d.]+) (\d+)", result.stderr)[-1]
+    return float(match[0]), int(match[1]) / 1024, result.stdout
+
+
+def nmt_cmd(*args: str) -> list[str]:
+    return [sys.executable, "-m", "nmt_cli", "-q", *args]
+
+
+def steady_tokens_per_s(train_log: Path, after_step: int = 50) -> float:
+    """Mean of the logged tokens/s windows after `after_step` (start-up excluded)."""
+    rates = [
+        float(m.group(2))
+        for m in re.finditer(r"step (\d+) loss \S+ tok/s (\d+)", train_log.read_text())
+        if int(m.group(1)) > after_step
+    ]
+    return sum(rates) / len(rates)
+
+
+def matmul_gflops(dtype: torch.dtype, n: int = 2048, repeat: int = 10) -> float:
+    a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
+    torch.mm(a, b)
+    start = time.perf_counter()
+    for _ in range(repeat):
+        torch.mm(a, b)
+    return 2 * n**3 * repeat / (time.perf_counter() - start) / 1e9
+
+
+def bleu(hyp_text: str, ref: Path, work: Path, name: str) -> float:
+    hyp = work / f"{name}.hyp"
+    hyp.write_text(hyp_text)
+    out = subprocess.run(
+        nmt_cmd("eval", "--ref", str(ref), str(hyp), "--json"),
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return round(json.loads(out.stdout)["bleu"]["score"], 2)
+
+
+def ours_train(data: Path, work: Path, steps: int, precision: str) -> dict[str, float]:
+    run = work / f"train-{precision}"
+    subprocess.run(["rm", "-rf", str(run)], check=True)
+    seconds, rss, _ = timed(
+        nmt_cmd(
+            "train",
+            str(data),
+            "--out",
+            str(run),
+            "--config",
+            str(CONFIG),
+            "--device",
+            "cpu",
+            "--set",
+            f"train.max_steps={steps}",
+            "--set",
+            f"train.precision={precision}",
+            "--set",
+            "train.log_every=25",
+            "--set",
+            f"train.valid_every={steps}",
+        )
+    )
+    return {
+        "tokens_per_s": round(steady_tokens_per_s(run / "train.log")),
+        "peak_rss_mib": round(rss),
+        "wall_s": seconds,
+    }
+
+
+def ours_translate(model: Path, source: Path, ref: Path, work: Path, beam: int) -> dict[str, float]:
+    seconds, rss, out = timed(
+        nmt_cmd(
+            "translate",
+            str(model),
+            "--beam",
+            str(beam),
+            "--batch-size",
+            "64",
+            "--input",
+            str(source),
+        )
+    )
+    return {
+        "seconds": seconds,
+        "peak_rss_mib": round(rss),
+        "bleu": bleu(out, ref, work, f"ours-beam{beam}"),
+    }
+
+
+def peers_train(steps: int) -> dict[str, float]:
+    peers = ROOT.parent / "shared" / "peers"
+    subprocess.run(["bash", str(peers / "onmt" / "prepare.sh")], check=True, capture_output=True)
+    subprocess.run(
+        ["bash", str(peers / "onmt" / "train.sh"), "steps", str(steps)],
+        check=True,
+        capture_output=True,
+    )
+    logs = Path(os.environ.get("PEERS", f"{os.environ.get('TMPDIR', '/tmp')}/nmt-peers")) / "logs"
+    tools = logs.parent / "tools" / "bin" / "python"
+    parsed = subprocess.run(
+        [
+            str(tools),
+            str(peers / "common" / "parse_logs.py"),
+            "onmt",
+            str(logs / "onmt_train_steps.log"),
+            str(logs / "onmt_train_steps"),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    rate = re.search(r"(\d+(?:\.\d+)?) (?:target )?tok/s", parsed)
+    rss = re.search(
+        r"peak_rss_largest_proc_MiB=(\d+)", (logs / "onmt_train_steps.summary").read_text()
+    )
+    return {
+        "tokens_per_s": float(rate.group(1)) if rate else float("nan"),
+        "peak_rss_mib": float(rss.group(1)) if rss else float("nan"),
+        "report": parsed,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    default_data = Path(
+        os.environ.get("MULTI30K_DIR", ROOT.parent / "shared" / "data" / "multi30k")
+    )
+    parser.add_argument("--data", type=Path, default=default_data)
+    parser.add_argument("--steps", type=int, default=300)
+    parser.add_argument(
+        "--peers", action="store_true", help="also run OpenNMT-py's identical workload"
+    )
+    parser.add_argument("--work", type=Path, default=ROOT / "benchmarks" / "work" / "speed")
+    args = parser.parse_args()
+    work, data = args.work, args.work / "data"
+    work.mkdir(parents=True, exist_ok=True)
+    if not (data / "meta.json").is_file():
+        subprocess.run(
+            nmt_cmd(
+                "preprocess",
+                "--src",
+                "de",
+                "--tgt",
+                "en",
+                "--train",
+                str(args.data / "train"),
+                "--valid",
+                str(args.data / "val"),
+                "--test",
+                str(args.data / "test_2016_flickr"),
+                "--out",
+                str(data),
+            ),
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
+    results: dict[str, object] = {
+        "commit": subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
+        ).stdout.strip(),
+        "steps": args.steps,
+    }
+    results["matmul_gflops"] = {
+        "fp32": round(matmul_gflops(torch.float32)),
+        "bf16": round(matmul_gflops(torch.bfloat16)),
+    }
+    train: dict[str, object] = {}
+    train["fp32"] = ours_train(data, work, args.steps, "fp32")
+    if args.peers:
+        train["onmt_fp32"] = peers_train(args.steps)
+    train["bf16"] = ours_train(data, work, args.steps, "bf16")
+    for key in ("fp32", "bf16"):
+        rate = train[key]["tokens_per_s"]  # type: ignore[index]
+        peak = results["matmul_gflops"][key]  # type: ignore[index]
+        train[key]["flop_utilization"] = round(rate * MFLOP_PER_TRAINED_TOKEN / 1e3 / peak, 2)  # type: ignore[index]
+    results["train"] = train
+
+    model = work / "train-fp32"
+    source, ref = args.data / "test_2016_flickr.de", args.data / "test_2016_flickr.en"
+    results["translate"] = {
+        "beam5": ours_translate(model, source, ref, work, 5),
+        "greedy": ours_translate(model, source, ref, work, 1),
+    }
+    four = "Ein Mann.\nZwei Hunde spielen im Schnee.\n\nEine Frau liest ein Buch.\n"
+    seconds, _, _ = timed(nmt_cmd("translate", str(model / "checkpoints" / "last.pt")), stdin=four)
+    results["latency_4_lines_s"] = seconds
+
+    path = ROOT / "benchmarks" / "results" / "speed.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(results, indent=2, default=str) + "\n")
+    print(json.dumps(results, indent=2, default=str))
+    if args.peers:
+        onmt = train["onmt_fp32"]["tokens_per_s"]  # type: ignore[index]
+        fp32 = train["fp32"]["tokens_per_s"] / onmt  # type: ignore[index]
+        bf16 = train["bf16"]["tokens_per_s"] / onmt  # type: ignore[index]
+        print(f"\ntraining tokens/s vs OpenNMT-py fp32: ours fp32 x{fp32:.2f}, bf16 x{bf16:.2f}")
+
+
+if __name__ == "__main__":
+    main()
