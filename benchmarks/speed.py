@@ -176,6 +176,9 @@ def main() -> None:
     parser.add_argument(
         "--peers", action="store_true", help="also run OpenNMT-py's identical workload"
     )
+    parser.add_argument(
+        "--model", type=Path, help="time translation with this model (default: the fp32 run)"
+    )
     parser.add_argument("--work", type=Path, default=ROOT / "benchmarks" / "work" / "speed")
     args = parser.parse_args()
     work, data = args.work, args.work / "data"
@@ -221,14 +224,14 @@ def main() -> None:
         train[key]["flop_utilization"] = round(rate * MFLOP_PER_TRAINED_TOKEN / 1e3 / peak, 2)  # type: ignore[index]
     results["train"] = train
 
-    model = work / "train-fp32"
+    model = args.model or work / "train-fp32"
     source, ref = args.data / "test_2016_flickr.de", args.data / "test_2016_flickr.en"
     results["translate"] = {
         "beam5": ours_translate(model, source, ref, work, 5),
         "greedy": ours_translate(model, source, ref, work, 1),
     }
     four = "Ein Mann.\nZwei Hunde spielen im Schnee.\n\nEine Frau liest ein Buch.\n"
-    seconds, _, _ = timed(nmt_cmd("translate", str(model / "checkpoints" / "last.pt")), stdin=four)
+    seconds, _, _ = timed(nmt_cmd("translate", str(model)), stdin=four)
     results["latency_4_lines_s"] = seconds
 
     path = ROOT / "benchmarks" / "results" / "speed.json"

@@ -439,19 +439,17 @@ class Trainer:
                 out_of_time = (
                     t.max_minutes > 0 and elapsed + last_valid_seconds > t.max_minutes * 60
                 )
-                if (
-                    self.step % t.valid_every == 0
-                    or out_of_time
-                    or self.step == t.max_steps
-                    or self._stop_signal
-                ):
+                if self.step % t.valid_every == 0 or out_of_time or self.step == t.max_steps:
                     self.train_seconds += time.perf_counter() - window_start
                     v_start = time.perf_counter()
                     improved = self._validate_and_save()
                     last_valid_seconds = time.perf_counter() - v_start
                     window_tokens, window_start = 0, time.perf_counter()
                     window_loss.zero_()
-                    if out_of_time:
+                    # No time left for another validation: stop on the one just made
+                    # rather than validating again a step later.
+                    budget = t.max_minutes * 60
+                    if out_of_time or (budget and self._elapsed() + last_valid_seconds > budget):
                         stop = "max_minutes"
                         break
                     if t.patience and not improved and self.bad_validations >= t.patience:
