@@ -47,10 +47,24 @@ def _main(
         bool, typer.Option("--quiet", "-q", help="Only warnings and errors on stderr.")
     ] = False,
 ) -> None:
-    logging.basicConfig(
-        level=logging.WARNING if quiet else logging.INFO, format="%(message)s", stream=sys.stderr
-    )
-    logging.getLogger("nmt_cli").setLevel(logging.WARNING if quiet else logging.INFO)
+    console = _ConsoleHandler()
+    console.setLevel(logging.WARNING if quiet else logging.INFO)
+    console.setFormatter(logging.Formatter("%(message)s"))
+    logging.basicConfig(level=logging.WARNING, handlers=[console])
+    # INFO always reaches nmt's own handlers (train.log); --quiet only filters the console.
+    logging.getLogger("nmt_cli").setLevel(logging.INFO)
+
+
+class _ConsoleHandler(logging.Handler):
+    """Logs to stderr through tqdm, so messages don't tear a progress bar apart."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        from tqdm import tqdm
+
+        try:
+            tqdm.write(self.format(record), file=sys.stderr)
+        except Exception:
+            self.handleError(record)
 
 
 @contextmanager

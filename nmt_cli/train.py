@@ -21,7 +21,6 @@ from typing import Any
 
 import torch
 from tqdm import tqdm
-from tqdm.contrib.logging import logging_redirect_tqdm
 
 from nmt_cli.checkpoint import CheckpointManager, atomic_write_bytes
 from nmt_cli.config import Config, from_dict, load_config
@@ -587,5 +586,4 @@ def train(
     config: Config, data_dir: Path, run_dir: Path, device: str = "auto", resume: bool = False
 ) -> TrainResult:
     """Train a model on a preprocessed data folder into a run folder (the library entry point)."""
-    with logging_redirect_tqdm():
-        return Trainer(config, data_dir, run_dir, device, resume).train()
+    return Trainer(config, data_dir, run_dir, device, resume).train()
