@@ -324,6 +324,13 @@ class Trainer:
         self._bad_total += found_inf
         return total
 
+    def _batch_loss(self, batch: Batch, label_smoothing: float) -> torch.Tensor:
+        """Teacher-forced summed loss of a batch; the generator sees real target positions only."""
+        with self.autocast:
+            outputs = self.model(batch.src, batch.src_mask, batch.src_lengths, batch.tgt_in)
+            hidden = outputs.reshape(-1, outputs.size(-1)).index_select(0, batch.target_index)
+            return cross_entropy(self.model.generator(hidden), batch.targets, label_smoothing)
+
     def _forward_backward(
         self, group: list[Batch], n_tokens: int
     ) -> tuple[torch.Tensor, int | None]:
@@ -336,18 +343,7 @@ class Trainer:
         total = torch.zeros((), device=self.device)
         for i, batch in enumerate(group):
             try:
-                with self.autocast:
-                    outputs = self.model(
-                        batch.src, batch.src_mask, batch.src_lengths, batch.tgt_in
-                    )  # B x T x O
-                    hidden = outputs.reshape(-1, outputs.size(-1)).index_select(
-                        0, batch.target_index
-                    )  # N x O
-                    loss = cross_entropy(
-                        self.model.generator(hidden),
-                        batch.targets,
-                        self.config.train.label_smoothing,
-                    )
+                loss = self._batch_loss(batch, self.config.train.label_smoothing)
                 (loss / n_tokens).backward()
             except torch.OutOfMemoryError:
                 return total, i  # handled outside the except block, so its frames are freed
@@ -509,10 +505,7 @@ class Trainer:
         total_loss, total_tokens = torch.zeros((), device=self.device), 0
         for batch in eval_batches(self.valid_split, self.config.train.batch_tokens * 2):
             batch = batch.to(self.device)
-            with self.autocast:
-                outputs = self.model(batch.src, batch.src_mask, batch.src_lengths, batch.tgt_in)
-                hidden = outputs.reshape(-1, outputs.size(-1)).index_select(0, batch.target_index)
-                total_loss += cross_entropy(self.model.generator(hidden), batch.targets)
+            total_loss += self._batch_loss(batch, label_smoothing=0.0)
             total_tokens += batch.n_tokens
         d = self.config.decode
         sources = [self.valid_split.pair(i)[0] for i in range(len(self.valid_split))]
