@@ -7,8 +7,10 @@ MINUTES ?= 60
 SRC ?= de
 TGT ?= en
 OUT ?= benchmarks/work/multi30k-$(SRC)-$(TGT)
+LESSON ?= all
+ABLATION_MINUTES ?= 10
 
-.PHONY: install test test-fast demo lint format bench bench-quality bench-speed clean
+.PHONY: install test test-fast demo lessons lint format bench bench-quality bench-ablation bench-speed clean
 
 install: $(VENV)/.installed
 
@@ -29,6 +31,10 @@ test-fast: install
 demo: install
 	PATH=$(abspath $(VENV))/bin:$$PATH bash examples/demo.sh
 
+# The classic experiments of examples/lessons/ (LESSON=bottleneck|reverse|cells|sampling|all).
+lessons: install
+	$(PY) examples/lessons/lessons.py $(LESSON)
+
 lint: install
 	$(VENV)/bin/ruff format --check nmt_cli tests examples benchmarks
 	$(VENV)/bin/ruff check nmt_cli tests examples benchmarks
@@ -43,6 +49,11 @@ bench: bench-speed bench-quality
 bench-quality: install
 	PATH=$(abspath $(VENV))/bin:$$PATH $(PY) benchmarks/quality.py --data $(MULTI30K_DIR) \
 		--minutes $(MINUTES) --src $(SRC) --tgt $(TGT) --out $(OUT)
+
+# One change at a time against examples/multi30k-de-en.yaml, ABLATION_MINUTES each, two at a time.
+bench-ablation: install
+	PATH=$(abspath $(VENV))/bin:$$PATH $(PY) benchmarks/ablation.py --data $(MULTI30K_DIR) \
+		--minutes $(ABLATION_MINUTES)
 
 bench-speed: install
 	PATH=$(abspath $(VENV))/bin:$$PATH $(PY) benchmarks/speed.py --data $(MULTI30K_DIR)

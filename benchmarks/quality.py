@@ -1,7 +1,7 @@
 """Multi30k quality benchmark: raw text -> preprocess -> train (time budget) -> translate -> BLEU.
 
 Runs the real `nmt` commands, as a user would, and writes
-benchmarks/results/multi30k-SRC-TGT.json with BLEU per test set (beam search, from best.pt),
+benchmarks/results/multi30k-SRC-TGT[-Nmin].json with BLEU per test set (beam search, from best.pt),
 training minutes, target tokens/s, the sacreBLEU signature and the git commit.
 
     python benchmarks/quality.py --data ../shared/data/multi30k --minutes 60 --src de --tgt en
@@ -155,7 +155,9 @@ def main() -> None:
             "translate_seconds": round(seconds, 1),
             "signature": scores["bleu"]["signature"],
         }
-    path = ROOT / "benchmarks" / "results" / f"multi30k-{src}-{tgt}.json"
+    # the 60-minute run is the headline; other budgets get their own file
+    budget = "" if args.minutes == 60 else f"-{args.minutes:g}min"
+    path = ROOT / "benchmarks" / "results" / f"multi30k-{src}-{tgt}{budget}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(results, indent=2) + "\n")
     print(

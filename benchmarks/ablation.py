@@ -1,0 +1,190 @@
+"""Multi30k ablation: one change at a time against examples/multi30k-de-en.yaml, equal compute.
+
+Every variant trains under the same wall-clock budget and thread count, then translates
+val and test_2016_flickr with beam 5 from its best.pt and is scored with sacreBLEU. Variants
+run `--parallel` at a time with `--threads` each, so rows of one invocation are comparable
+with each other (not with runs that had the whole machine).
+
+    python benchmarks/ablation.py --minutes 10 --threads 1 --parallel 2
+    python benchmarks/ablation.py --only baseline dot-attention
+
+Writes benchmarks/results/ablation.json and prints a markdown table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from quality import ROOT, git_commit
+
+DEFAULT_DATA = Path(os.environ.get("MULTI30K_DIR", ROOT.parent / "shared/data/multi30k"))
+CONFIG = ROOT / "examples" / "multi30k-de-en.yaml"
+
+
+@dataclass(frozen=True)
+class Variant:
+    name: str
+    change: str  # what the row says
+    overrides: tuple[str, ...] = ()
+    preprocess: tuple[str, ...] = ()  # extra `nmt preprocess` arguments (own data folder)
+    decode: tuple[str, ...] = field(default=("--beam", "5"))
+
+
+VARIANTS = [
+    Variant("baseline", "examples/multi30k-de-en.yaml (2-layer biLSTM, general attention)"),
+    Variant("dot-attention", "Luong dot attention", ("model.attention=dot",)),
+    Variant("bahdanau-attention", "Bahdanau additive attention", ("model.attention=bahdanau",)),
+    Variant("no-input-feeding", "no input feeding", ("model.input_feeding=false",)),
+    Variant("one-layer-encoder", "1-layer encoder (the peers' model)", ("model.enc_layers=1",)),
+    Variant("no-word-dropout", "word dropout 0.1 -> 0", ("model.word_dropout=0.0",)),
+    Variant("no-label-smoothing", "label smoothing 0.1 -> 0", ("train.label_smoothing=0.0",)),
+    Variant("separate-embeddings", "separate source/target embeddings",
+            ("model.share_embeddings=false",)),
+    Variant("fp32", "fp32 instead of bf16 autocast", ("train.precision=fp32",)),
+    Variant("batch-4096", "4,096 target tokens per batch", ("train.batch_tokens=4096",)),
+    Variant("vocab-16k", "joint vocabulary 16,000 pieces", preprocess=("--vocab-size", "16000")),
+    Variant("separate-vocab", "separate 8,000 vocabularies", ("model.share_embeddings=false",),
+            preprocess=("--separate-vocab",)),
+]  # fmt: skip
+
+
+def run(cmd: list[str], env: dict[str, str], log: Path) -> str:
+    with log.open("a") as err:
+        return subprocess.run(
+            cmd, check=True, stdout=subprocess.PIPE, stderr=err, text=True, env=env
+        ).stdout
+
+
+def nmt_cmd(*args: str) -> list[str]:
+    return [sys.executable, "-m", "nmt_cli", *args]
+
+
+def prepare(data_dir: Path, out: Path, extra: tuple[str, ...], env: dict[str, str]) -> Path:
+    """Encoded data for a preprocessing variant (cached by its arguments)."""
+    encoded = out / ("data" + "".join(a.replace("-", "_") for a in extra))
+    if not (encoded / "meta.json").is_file():
+        run(
+            nmt_cmd(
+                "preprocess",
+                "--src", "de", "--tgt", "en",
+                "--train", str(data_dir / "train"),
+                "--valid", str(data_dir / "val"),
+                "--test", str(data_dir / "test_2016_flickr"),
+                "--out", str(encoded),
+                *extra,
+            ),
+            env,
+            out / "preprocess.log",
+        )  # fmt: skip
+    return encoded
+
+
+def bleu(data_dir: Path, split: str, hyp: Path, env: dict[str, str], log: Path) -> float:
+    scores = json.loads(
+        run(nmt_cmd("eval", "--ref", str(data_dir / f"{split}.en"), str(hyp), "--json"), env, log)
+    )
+    return round(scores["bleu"]["score"], 2)
+
+
+def run_variant(
+    variant: Variant, data_dir: Path, out: Path, minutes: float, env: dict[str, str]
+) -> dict[str, object]:
+    encoded = prepare(data_dir, out, variant.preprocess, env)
+    folder = out / variant.name
+    subprocess.run(["rm", "-rf", str(folder)], check=True)
+    folder.mkdir(parents=True)
+    log = folder / "stderr.log"
+    sets = [f"train.max_minutes={minutes}", *variant.overrides]
+    print(f"[{time.strftime('%H:%M:%S')}] {variant.name}: training", file=sys.stderr, flush=True)
+    run(
+        nmt_cmd(
+            "--quiet", "train", str(encoded), "--out", str(folder / "run"),
+            "--config", str(CONFIG), *[a for s in sets for a in ("--set", s)],
+        ),
+        env,
+        log,
+    )  # fmt: skip
+    rows = [json.loads(line) for line in (folder / "run" / "metrics.jsonl").open()]
+    row: dict[str, object] = {
+        "name": variant.name,
+        "change": variant.change,
+        "overrides": sets,
+        "preprocess": list(variant.preprocess),
+        "steps": rows[-1]["step"],
+        "train_minutes": rows[-1]["minutes"],
+        "target_tokens_per_s": rows[-1]["tokens_per_s"],
+    }
+    for split, key in (("val", "valid_bleu"), ("test_2016_flickr", "test_2016_bleu")):
+        hyp = folder / f"{split}.hyp.en"
+        run(
+            nmt_cmd(
+                "translate", str(folder / "run"), *variant.decode,
+                "--input", str(data_dir / f"{split}.de"), "--output", str(hyp),
+            ),
+            env,
+            log,
+        )  # fmt: skip
+        row[key] = bleu(data_dir, split, hyp, env, log)
+    print(f"[{time.strftime('%H:%M:%S')}] {variant.name}: {row}", file=sys.stderr, flush=True)
+    return row
+
+
+def table(rows: list[dict[str, object]]) -> str:
+    lines = [
+        "| change | valid BLEU | test_2016 BLEU | steps | minutes | tokens/s |",
+        "|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['change']} | {r['valid_bleu']:.2f} | {r['test_2016_bleu']:.2f} | "
+            f"{r['steps']:,} | {r['train_minutes']:.1f} | {r['target_tokens_per_s']:,.0f} |"
+        )
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="raw Multi30k folder")
+    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "work" / "ablation")
+    parser.add_argument("--minutes", type=float, default=10.0, help="training budget per variant")
+    parser.add_argument("--threads", type=int, default=1, help="CPU threads per variant")
+    parser.add_argument("--parallel", type=int, default=2, help="variants trained at once")
+    names = [v.name for v in VARIANTS]
+    parser.add_argument("--only", nargs="+", choices=names, default=names[:6])
+    args = parser.parse_args()
+
+    args.out.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "MKL_NUM_THREADS": str(args.threads)}
+    chosen = [v for v in VARIANTS if v.name in args.only]
+    for extra in {v.preprocess for v in chosen}:  # before the pool: variants share data
+        prepare(args.data, args.out, extra, {**os.environ})
+    with ThreadPoolExecutor(args.parallel) as pool:
+        rows = list(
+            pool.map(lambda v: run_variant(v, args.data, args.out, args.minutes, env), chosen)
+        )
+    results = {
+        "commit": git_commit(),
+        "minutes": args.minutes,
+        "threads_per_variant": args.threads,
+        "parallel": args.parallel,
+        "decode": "beam 5, best.pt",
+        "rows": rows,
+    }
+    path = ROOT / "benchmarks" / "results" / "ablation.json"
+    path.write_text(json.dumps(results, indent=2) + "\n")
+    print(table(rows))
+    print(f"\nwritten to {path.relative_to(ROOT)}")
+
+
+if __name__ == "__main__":
+    main()
