@@ -3,7 +3,7 @@
 Measures, with the real `nmt` commands as a user runs them:
 - training: steady target tokens/s (steps after the first 50) in fp32 and bf16, peak RSS;
 - translation of test_2016_flickr (1000 sentences, batch 64): whole-process seconds for beam 5
-  and greedy, with BLEU, and peak RSS;
+  and greedy, with BLEU, and peak RSS, at each --precision (speed-ups printed against fp32);
 - latency: 4 lines through `nmt translate model.pt`, process start to answer;
 - the machine's matrix-multiply rate, for the FLOP utilization of training.
 With --peers it also runs OpenNMT-py's identical workload from ../shared/peers in the same
@@ -11,6 +11,7 @@ invocation (ours and theirs alternating) and prints the ratios.
 Writes benchmarks/results/speed.json.
 
     python benchmarks/speed.py --data ../shared/data/multi30k [--steps 300] [--peers]
+    python benchmarks/speed.py --translate-only --model RUN --precision fp32,bf16,int8
 """
 
 from __future__ import annotations
@@ -111,7 +112,9 @@ def ours_train(data: Path, work: Path, steps: int, precision: str) -> dict[str, 
     }
 
 
-def ours_translate(model: Path, source: Path, ref: Path, work: Path, beam: int) -> dict[str, float]:
+def ours_translate(
+    model: Path, source: Path, ref: Path, work: Path, beam: int, precision: str = "fp32"
+) -> dict[str, float]:
     seconds, rss, out = timed(
         nmt_cmd(
             "translate",
@@ -122,12 +125,14 @@ def ours_translate(model: Path, source: Path, ref: Path, work: Path, beam: int) 
             "64",
             "--input",
             str(source),
+            "--precision",
+            precision,
         )
     )
     return {
         "seconds": seconds,
         "peak_rss_mib": round(rss),
-        "bleu": bleu(out, ref, work, f"ours-beam{beam}"),
+        "bleu": bleu(out, ref, work, f"ours-beam{beam}-{precision}"),
     }
 
 
@@ -164,6 +169,28 @@ def peers_train(steps: int) -> dict[str, float]:
     }
 
 
+def translate_table(
+    model: Path, data: Path, work: Path, precisions: list[str]
+) -> dict[str, dict[str, float]]:
+    """test_2016_flickr at beam 5 and greedy for each precision (fp32 first, keys "beam5" and
+    "greedy"; the others "beam5_int8" etc. with their speed-up over fp32), printed as it goes."""
+    source, ref = data / "test_2016_flickr.de", data / "test_2016_flickr.en"
+    table: dict[str, dict[str, float]] = {}
+    for name, beam in (("beam5", 5), ("greedy", 1)):
+        for precision in precisions:
+            row = ours_translate(model, source, ref, work, beam, precision)
+            if precision != "fp32":
+                row["speedup"] = round(table[name]["seconds"] / row["seconds"], 2)
+            table[name if precision == "fp32" else f"{name}_{precision}"] = row
+            print(
+                f"{name:6} {precision}: {row['seconds']:6.1f} s  x{row.get('speedup', 1):.2f}  "
+                f"BLEU {row['bleu']:.2f}  peak {row['peak_rss_mib']} MiB",
+                file=sys.stderr,
+                flush=True,
+            )
+    return table
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -180,10 +207,23 @@ def main() -> None:
         "--model", type=Path, help="time translation with this model (default: the fp32 run)"
     )
     parser.add_argument("--work", type=Path, default=ROOT / "benchmarks" / "work" / "speed")
+    parser.add_argument(
+        "--precision",
+        default="fp32",
+        help="comma-separated translation precisions, e.g. fp32,bf16,int8 (fp32 is always run)",
+    )
+    parser.add_argument(
+        "--translate-only",
+        action="store_true",
+        help="skip training (needs --model); results go to results/speed-translate.json",
+    )
     args = parser.parse_args()
+    if args.translate_only and not args.model:
+        parser.error("--translate-only needs --model")
+    precisions = ["fp32"] + [p for p in args.precision.split(",") if p and p != "fp32"]
     work, data = args.work, args.work / "data"
     work.mkdir(parents=True, exist_ok=True)
-    if not (data / "meta.json").is_file():
+    if not args.translate_only and not (data / "meta.json").is_file():
         subprocess.run(
             nmt_cmd(
                 "preprocess",
@@ -213,6 +253,11 @@ def main() -> None:
         "fp32": round(matmul_gflops(torch.float32)),
         "bf16": round(matmul_gflops(torch.bfloat16)),
     }
+    if args.translate_only:
+        results["translate"] = translate_table(args.model, args.data, work, precisions)
+        path = ROOT / "benchmarks" / "results" / "speed-translate.json"
+        path.write_text(json.dumps(results, indent=2, default=str) + "\n")
+        return
     train: dict[str, object] = {}
     train["fp32"] = ours_train(data, work, args.steps, "fp32")
     if args.peers:
@@ -225,11 +270,7 @@ def main() -> None:
     results["train"] = train
 
     model = args.model or work / "train-fp32"
-    source, ref = args.data / "test_2016_flickr.de", args.data / "test_2016_flickr.en"
-    results["translate"] = {
-        "beam5": ours_translate(model, source, ref, work, 5),
-        "greedy": ours_translate(model, source, ref, work, 1),
-    }
+    results["translate"] = translate_table(model, args.data, work, precisions)
     four = "Ein Mann.\nZwei Hunde spielen im Schnee.\n\nEine Frau liest ein Buch.\n"
     seconds, _, _ = timed(nmt_cmd("translate", str(model)), stdin=four)
     results["latency_4_lines_s"] = seconds

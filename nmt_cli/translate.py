@@ -13,7 +13,7 @@ import select
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, BinaryIO, cast
+from typing import IO, TYPE_CHECKING, Any, BinaryIO, cast
 
 import torch
 from torch import Tensor
@@ -23,6 +23,7 @@ from nmt_cli.config import Config, DecodeConfig, from_dict
 from nmt_cli.data import make_source_batch
 from nmt_cli.errors import CheckpointError
 from nmt_cli.model import Seq2Seq, build_model
+from nmt_cli.precision import apply_precision, check_precision, search_context
 from nmt_cli.search import Hypothesis, StepFn, beam_search, greedy_search
 from nmt_cli.textio import clean_line
 from nmt_cli.tokenizer import BOS_ID, EOS_ID, Tokenizer
@@ -154,23 +155,37 @@ class Translator:
         src_tok: Tokenizer,
         tgt_tok: Tokenizer,
         device: torch.device,
+        precision: str = "fp32",
     ) -> None:
-        self.model, self.config, self.device = model.eval(), config, device
+        """`model` must be on `device`; `precision` (fp32|bf16|int8) converts it in place."""
+        self.model = apply_precision(model.eval(), precision, device)
+        self.config, self.device, self.precision = config, device, precision
         self.src_tok, self.tgt_tok = src_tok, tgt_tok
         self.decode: DecodeConfig = config.decode
 
     @classmethod
     def load(
-        cls, path: Path | str, checkpoint: str | Sequence[str] = "best", device: str = "cpu"
+        cls,
+        path: Path | str,
+        checkpoint: str | Sequence[str] = "best",
+        device: str = "cpu",
+        precision: str = "fp32",
     ) -> Translator:
         """Load from a run folder (`checkpoint` = best|last|step-N.pt) or a checkpoint file.
 
         Several checkpoints (e.g. ["best", "avg.pt"]) make an ensemble: their next-token
         probabilities are averaged at every step. They must share one vocabulary.
+        `precision` is fp32, bf16 or int8 (see nmt_cli.precision).
         """
         from nmt_cli.ensemble import Ensemble
-        from nmt_cli.train import resolve_device
 
+        if device == "cpu":  # importing nmt_cli.train costs ~0.1 s of start-up
+            target = torch.device("cpu")
+        else:
+            from nmt_cli.train import resolve_device
+
+            target = resolve_device(device)
+        check_precision(precision, target)  # before the slow part
         names = [checkpoint] if isinstance(checkpoint, str) else list(checkpoint)
         models, first = [], None
         for name in names:
@@ -194,9 +209,8 @@ class Translator:
                 )
             models.append(model)
         assert first is not None
-        target = resolve_device(device)
         member = models[0] if len(models) == 1 else Ensemble(models)
-        return cls(member.to(target), first[0], first[1], first[2], target)
+        return cls(member.to(target), first[0], first[1], first[2], target, precision)
 
     def translate(self, lines: Iterable[str], beam: int | None = None) -> list[str]:
         """Translate lines; returns one string per line."""
@@ -243,17 +257,18 @@ class Translator:
                 parts = [ids]
             segments += parts
             owners += [i] * len(parts)
-        hyps = search_sorted(
-            self.model,
-            [torch.tensor(s) for s in segments],
-            self.device,
-            d.batch_size,
-            beam=beam or d.beam,
-            alpha=d.alpha,
-            max_len_a=d.max_len_a,
-            max_len_b=d.max_len_b,
-            n_best=n_best,
-        )
+        with search_context(self.precision, self.device):
+            hyps = search_sorted(
+                self.model,
+                [torch.tensor(s) for s in segments],
+                self.device,
+                d.batch_size,
+                beam=beam or d.beam,
+                alpha=d.alpha,
+                max_len_a=d.max_len_a,
+                max_len_b=d.max_len_b,
+                n_best=n_best,
+            )
         results: list[list[Translation]] = [[Translation("", 0.0, [])] for _ in lines]
         for i in sorted(set(owners)):
             mine = [
@@ -268,7 +283,7 @@ class Translator:
     def _to_translation(self, hyp: Hypothesis, source_ids: list[int]) -> Translation:
         attention = None
         if hyp.attention is not None:
-            attention = hyp.attention[:, : len(source_ids)]  # T x S, batch padding dropped
+            attention = hyp.attention[:, : len(source_ids)].float()  # T x S, padding dropped
             if self.model.reverse_source:  # the encoder read the source backwards
                 attention = attention.flip(1)
         return Translation(
@@ -321,20 +336,43 @@ def read_batches(stream: BinaryIO, batch_size: int) -> Iterator[list[str]]:
         while b"\n" in buffer and len(batch) < batch_size:
             raw, buffer = buffer.split(b"\n", 1)
             line_no += 1
-            try:
-                batch.append(raw.decode("utf-8"))
-            except UnicodeDecodeError as e:
-                log.warning(
-                    "line %d: invalid UTF-8 (byte 0x%02x at column %d); replaced",
-                    line_no,
-                    raw[e.start],
-                    e.start + 1,
-                )
-                batch.append(raw.decode("utf-8", errors="replace"))
+            batch.append(_decode(raw, line_no))
         more_ready = b"\n" in buffer or (not eof and _readable(fd))
         if batch and (len(batch) >= batch_size or not more_ready):
             yield batch
             batch = []
+
+
+def read_prompted(stream: BinaryIO, prompt: IO[str], text: str = "> ") -> Iterator[list[str]]:
+    """Interactive input: show `text` on `prompt`, yield each entered line as a batch of one.
+
+    Ends at end of input (Ctrl-D), leaving the cursor on a fresh line.
+    """
+    line_no = 0
+    while True:
+        prompt.write(text)
+        prompt.flush()
+        raw = stream.readline()
+        if not raw:
+            prompt.write("\n")
+            prompt.flush()
+            return
+        line_no += 1
+        yield [_decode(raw.removesuffix(b"\n"), line_no)]
+
+
+def _decode(raw: bytes, line_no: int) -> str:
+    """UTF-8 -> str; invalid bytes become U+FFFD, with a warning naming the line."""
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        log.warning(
+            "line %d: invalid UTF-8 (byte 0x%02x at column %d); replaced",
+            line_no,
+            raw[e.start],
+            e.start + 1,
+        )
+        return raw.decode("utf-8", errors="replace")
 
 
 def _readable(fd: int) -> bool:

@@ -1,0 +1,89 @@
+"""Inference precision: fp32 (the reference), bf16, or dynamic int8, chosen when a model loads.
+
+- fp32: the model as trained; the default and the reference the others are measured against.
+- bf16 on the CPU: the weights are cast to bfloat16, so every matmul (LSTM, attention, output
+  layer) runs in bf16. Autocast is slower here: CPU autocast leaves the packed nn.LSTM and
+  nn.LSTMCell in fp32. Fast only where the CPU has native bf16 (AVX512-BF16 or AMX); a warning
+  says when it has not. On CUDA: bf16 autocast, the weights stay fp32.
+- int8 (CPU only): dynamic quantization (`torch.ao.quantization.quantize_dynamic`) of every
+  nn.Linear, nn.LSTM/GRU and nn.LSTMCell/GRUCell/RNNCell: int8 weights, activations quantized
+  on the fly per batch. Embeddings stay fp32; a generator tied to the target embedding gets its
+  own int8 copy, the embedding keeps the float weight. Plain nn.RNN encoders stay fp32.
+
+At every precision the decoder step's log-softmax, and all the search adds up, stay fp32
+(`Seq2Seq.decode_step` casts the logits); attention weights come back as fp32 (bf16-rounded
+under bf16). With int8 the activation scale is per batch, so a sentence's translation can
+depend on the other sentences in its batch.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from contextlib import AbstractContextManager, nullcontext
+from typing import Any, TypeVar
+
+import torch
+from torch import nn
+
+from nmt_cli.errors import ConfigError
+
+PRECISIONS = ("fp32", "bf16", "int8")
+
+M = TypeVar("M", bound=nn.Module)
+
+log = logging.getLogger(__name__)
+
+
+def check_precision(precision: str, device: torch.device) -> None:
+    """Raise ConfigError for an unknown precision or one the device cannot run."""
+    if precision not in PRECISIONS:
+        raise ConfigError(f"--precision: unknown {precision!r}; valid: {', '.join(PRECISIONS)}")
+    if precision == "int8" and device.type != "cpu":
+        raise ConfigError(
+            f"--precision int8 runs on the CPU only (dynamic quantization); on {device.type} "
+            "use --precision bf16"
+        )
+
+
+def apply_precision(model: M, precision: str, device: torch.device) -> M:
+    """Convert an eval-mode model on `device` for inference at `precision`, in place.
+
+    Args:
+        model: a Seq2Seq or an Ensemble of them, already on `device`.
+        precision: fp32, bf16 or int8.
+        device: where it runs.
+
+    Returns:
+        The model to search with (int8 swaps modules; the others return `model` itself).
+    """
+    check_precision(precision, device)
+    if precision == "bf16" and device.type == "cpu":
+        if not _cpu_has_native_bf16():
+            log.warning("this CPU has no native bf16 (AVX512-BF16/AMX): bf16 may be slower")
+        return model.to(torch.bfloat16)
+    if precision == "int8":
+        with warnings.catch_warnings():
+            # torch.ao.quantization and quantized tensors are deprecated in favour of torchao,
+            # whose CPU dynamic quantization covers nn.Linear only, not our LSTMs.
+            warnings.filterwarnings("ignore", message=".*deprecated")
+            quantized: M = torch.ao.quantization.quantize_dynamic(
+                model, dtype=torch.qint8, inplace=True
+            )
+        return quantized
+    return model
+
+
+def search_context(precision: str, device: torch.device) -> AbstractContextManager[Any]:
+    """What the search runs under: bf16 autocast on CUDA, nothing otherwise."""
+    if precision == "bf16" and device.type != "cpu":
+        return torch.autocast(device.type, dtype=torch.bfloat16)
+    return nullcontext()
+
+
+def _cpu_has_native_bf16() -> bool:
+    cpu: Any = torch.cpu  # private probes; assume yes if a torch release drops them
+    probes = [
+        getattr(cpu, name, None) for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
+    ]
+    return any(probe is None or probe() for probe in probes)

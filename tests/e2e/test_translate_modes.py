@@ -1,0 +1,104 @@
+"""`nmt translate` at other precisions, and as an interactive prompt on a terminal."""
+
+from __future__ import annotations
+
+import json
+import os
+import pty
+import select
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from .conftest import nmt
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.mark.parametrize("precision", ["bf16", "int8"])
+def test_precisions_keep_one_line_per_input_line(run_dir: Path, precision: str) -> None:
+    lines = ["3+4", "", "March 3, 1998", "12 + 7"]
+    result = nmt("translate", str(run_dir), "--precision", precision, input="\n".join(lines) + "\n")
+    out = result.stdout.splitlines()
+    assert len(out) == 4 and out[1] == ""
+    assert "> " not in result.stderr  # no prompt when stdin is not a terminal
+    assert "arning" not in result.stderr  # torch's deprecation warnings are not the user's
+
+
+def test_unknown_precision_is_a_one_line_error(run_dir: Path) -> None:
+    result = nmt("translate", str(run_dir), "--precision", "fp16", input="3+4\n", check=False)
+    assert result.returncode != 0
+    assert result.stderr.strip().splitlines() == [
+        "nmt: error: --precision: unknown 'fp16'; valid: fp32, bf16, int8"
+    ]
+
+
+class Terminal:
+    """`nmt translate` with its stdin on a pseudo-terminal; stdout and stderr are pipes."""
+
+    def __init__(self, *args: str) -> None:
+        master, slave = pty.openpty()
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "nmt_cli", "translate", *args],
+            stdin=slave,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        os.close(slave)
+        self.master = master
+        self.seen = {"stdout": b"", "stderr": b""}
+
+    def type(self, keys: bytes) -> None:
+        os.write(self.master, keys)
+
+    def wait_for(self, stream: str, count: int, text: bytes, timeout: float = 120) -> bytes:
+        """Read `stream` until it holds `count` copies of `text`; returns all it holds."""
+        pipe = self.proc.stdout if stream == "stdout" else self.proc.stderr
+        assert pipe is not None
+        deadline = time.monotonic() + timeout
+        while self.seen[stream].count(text) < count:
+            ready, _, _ = select.select([pipe], [], [], max(0.0, deadline - time.monotonic()))
+            chunk = os.read(pipe.fileno(), 4096) if ready else b""
+            if not chunk:
+                raise AssertionError(f"no {text!r} on {stream}; got {self.seen}")
+            self.seen[stream] += chunk
+        return self.seen[stream]
+
+    def finish(self) -> tuple[int, str]:
+        """Wait for the exit: (exit code, all of stderr)."""
+        _, err = self.proc.communicate(timeout=60)
+        os.close(self.master)
+        return self.proc.returncode, (self.seen["stderr"] + err).decode()
+
+
+@pytest.mark.parametrize("json_output", [False, True], ids=["text", "json"])
+def test_prompt_translates_each_line_at_once_and_ends_on_ctrl_d(
+    run_dir: Path, json_output: bool
+) -> None:
+    expected = nmt("translate", str(run_dir), input="3+4\n12 + 7\n").stdout.splitlines()
+    terminal = Terminal(str(run_dir), *(["--json"] if json_output else []))
+    terminal.wait_for("stderr", 1, b"> ")
+    for i, line in enumerate([b"3+4\n", b"12 + 7\n"], start=1):
+        terminal.type(line)  # the answer comes without more input or end of input
+        out = terminal.wait_for("stdout", i, b"\n").decode().splitlines()
+        terminal.wait_for("stderr", i + 1, b"> ")
+        if json_output:
+            assert json.loads(out[-1])["translation"] == expected[i - 1]
+            assert json.loads(out[-1])["line"] == i
+        else:
+            assert out[-1] == expected[i - 1]
+    terminal.type(b"\x04")  # Ctrl-D
+    code, stderr = terminal.finish()
+    assert code == 0 and stderr == "> > > \n"
+
+
+def test_ctrl_c_at_the_prompt_ends_quietly(run_dir: Path) -> None:
+    terminal = Terminal(str(run_dir))
+    terminal.wait_for("stderr", 1, b"> ")
+    terminal.proc.send_signal(signal.SIGINT)  # what Ctrl-C on the terminal sends
+    code, stderr = terminal.finish()
+    assert code == 130 and stderr == "> \n"

@@ -1,0 +1,127 @@
+"""Inference precision: bf16 and int8 convert the right layers, keep ties and stay close to fp32."""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+
+import pytest
+import torch
+from torch import nn
+
+from nmt_cli.config import Config, DecodeConfig, ModelConfig
+from nmt_cli.data import make_source_batch
+from nmt_cli.ensemble import Ensemble
+from nmt_cli.errors import ConfigError
+from nmt_cli.model import Seq2Seq, build_model, init_weights
+from nmt_cli.precision import apply_precision, check_precision
+from nmt_cli.tokenizer import BOS_ID, Tokenizer, train_sentencepiece
+from nmt_cli.translate import Translator, read_prompted
+
+CPU = torch.device("cpu")
+SMALL = ModelConfig(
+    emb_size=16, enc_hidden=24, dec_hidden=24, attn_hidden=12, dropout=0.0, emb_dropout=0.0
+)
+CASES = [
+    {},
+    {"share_embeddings": True, "tie_output": True},
+    {"attention": "bahdanau", "enc_layers": 2, "dec_layers": 2},
+    {"attention": "none"},
+    {"cell": "gru"},
+    {"cell": "rnn"},
+]
+QUANTIZABLE = (nn.Linear, nn.LSTM, nn.GRU, nn.LSTMCell, nn.GRUCell, nn.RNNCell)
+
+
+def small_model(seed: int = 0, **changes: object) -> Seq2Seq:
+    torch.manual_seed(seed)
+    config = dataclasses.replace(SMALL, **changes)  # type: ignore[arg-type]
+    model = build_model(config, 30, 30, joint_vocab=True)
+    init_weights(model, 0.3)
+    return model.eval()
+
+
+def step_probs(model: nn.Module, steps: int = 3) -> torch.Tensor:
+    """Next-token probabilities of 2 sentences over a fixed prefix: 2 x steps x V."""
+    src, mask, lengths = make_source_batch([torch.tensor([5, 6, 7, 8]), torch.tensor([9, 10])])
+    state = model.encode(src, mask, lengths)
+    prev, probs = torch.full((2,), BOS_ID), []
+    for t in range(steps):
+        log_probs, state, _ = model.decode_step(prev, state)
+        assert log_probs.dtype == torch.float32  # the search always adds up fp32
+        probs.append(log_probs.exp())
+        prev = torch.tensor([11 + t, 12 + t])
+    return torch.stack(probs, 1)
+
+
+def case_id(changes: dict) -> str:
+    return ",".join(f"{k}={v}" for k, v in changes.items()) or "default"
+
+
+def test_unknown_precision_and_int8_off_the_cpu_are_config_errors() -> None:
+    with pytest.raises(ConfigError, match="valid: fp32, bf16, int8"):
+        check_precision("fp16", CPU)
+    with pytest.raises(ConfigError, match="CPU only"):
+        check_precision("int8", torch.device("cuda"))
+    check_precision("bf16", torch.device("cuda"))
+
+
+@pytest.mark.parametrize("changes", CASES, ids=case_id)
+def test_bf16_casts_every_weight_keeps_ties_and_stays_close(changes: dict) -> None:
+    reference = step_probs(small_model(**changes))
+    model = apply_precision(small_model(**changes), "bf16", CPU)
+    assert {p.dtype for p in model.parameters()} == {torch.bfloat16}
+    if changes.get("tie_output"):
+        assert model.generator.weight is model.decoder.embedding.weight
+        assert model.encoder.embedding is model.decoder.embedding
+    torch.testing.assert_close(step_probs(model), reference, atol=0.02, rtol=0)
+
+
+@pytest.mark.parametrize("changes", CASES, ids=case_id)
+def test_int8_quantizes_linear_and_recurrent_layers_and_stays_close(changes: dict) -> None:
+    reference = step_probs(small_model(**changes))
+    float_model = small_model(**changes)
+    embedding = float_model.decoder.embedding.weight.detach().clone()
+    model = apply_precision(float_model, "int8", CPU)
+    left_float = [
+        name
+        for name, m in model.named_modules()
+        if type(m) in QUANTIZABLE  # subclasses are the quantized replacements
+    ]
+    assert left_float == []
+    assert isinstance(model.encoder.embedding, nn.Embedding)  # embeddings stay float
+    torch.testing.assert_close(model.decoder.embedding.weight, embedding, rtol=0, atol=0)
+    if changes.get("tie_output"):  # the generator has its own int8 copy of the embedding
+        assert type(model.generator).__module__.startswith("torch.ao.nn.quantized")
+    torch.testing.assert_close(step_probs(model), reference, atol=0.02, rtol=0)
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16", "int8"])
+def test_an_ensemble_translates_at_every_precision(precision: str) -> None:
+    texts = [f"the cat number {i} sat on mat {i * 7 % 50}." for i in range(60)]
+    tok = Tokenizer.from_bytes(train_sentencepiece(texts, 60))
+    config = Config(model=SMALL, decode=DecodeConfig(beam=3, max_len_b=4))
+    members = []
+    for seed in (0, 1):
+        torch.manual_seed(seed)
+        member = build_model(config.model, tok.vocab_size, tok.vocab_size, True)
+        init_weights(member, 0.3)
+        members.append(member)
+    translator = Translator(Ensemble(members), config, tok, tok, CPU, precision)
+    lines = ["the cat sat", "", "the cat number 7 sat on mat 3."]
+    assert len(translator.translate(lines)) == 3
+    for n_best in translator.translate_batch(lines, n_best=2):
+        assert n_best[0].attention is None or n_best[0].attention.dtype == torch.float32
+
+
+def test_read_prompted_prompts_before_every_line_and_ends_on_eof(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    stream = io.BytesIO(b"Ein Hund.\n\nkaputt \xff\nletzte Zeile")
+    prompt = io.StringIO()
+    batches = read_prompted(stream, prompt)
+    assert next(batches) == ["Ein Hund."]
+    assert prompt.getvalue() == "> "  # the next prompt only once the answer is out
+    assert list(batches) == [[""], ["kaputt \ufffd"], ["letzte Zeile"]]
+    assert prompt.getvalue() == "> " * 5 + "\n"
+    assert "line 3: invalid UTF-8" in caplog.text
