@@ -8,7 +8,7 @@ SRC ?= de
 TGT ?= en
 OUT ?= benchmarks/work/multi30k-$(SRC)-$(TGT)
 LESSON ?= all
-ABLATION_MINUTES ?= 10
+ABLATION_MINUTES ?= 8
 
 .PHONY: install test test-fast demo lessons lint format bench bench-quality bench-ablation bench-speed clean
 
@@ -53,7 +53,7 @@ bench-quality: install
 # One change at a time against examples/multi30k-de-en.yaml, ABLATION_MINUTES each, two at a time.
 bench-ablation: install
 	PATH=$(abspath $(VENV))/bin:$$PATH $(PY) benchmarks/ablation.py --data $(MULTI30K_DIR) \
-		--minutes $(ABLATION_MINUTES)
+		--minutes $(ABLATION_MINUTES) --threads 1 --parallel 2
 
 bench-speed: install
 	PATH=$(abspath $(VENV))/bin:$$PATH $(PY) benchmarks/speed.py --data $(MULTI30K_DIR)

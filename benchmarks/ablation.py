@@ -5,7 +5,7 @@ val and test_2016_flickr with beam 5 from its best.pt and is scored with sacreBL
 run `--parallel` at a time with `--threads` each, so rows of one invocation are comparable
 with each other (not with runs that had the whole machine).
 
-    python benchmarks/ablation.py --minutes 10 --threads 1 --parallel 2
+    python benchmarks/ablation.py --minutes 8 --threads 1 --parallel 2
     python benchmarks/ablation.py --only baseline dot-attention
 
 Writes benchmarks/results/ablation.json and prints a markdown table.
@@ -156,7 +156,7 @@ def main() -> None:
     )
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="raw Multi30k folder")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "work" / "ablation")
-    parser.add_argument("--minutes", type=float, default=10.0, help="training budget per variant")
+    parser.add_argument("--minutes", type=float, default=8.0, help="training budget per variant")
     parser.add_argument("--threads", type=int, default=1, help="CPU threads per variant")
     parser.add_argument("--parallel", type=int, default=2, help="variants trained at once")
     names = [v.name for v in VARIANTS]
