@@ -178,8 +178,17 @@ def train(
     seed: Annotated[
         int | None, typer.Option(help="Random seed (same as --set train.seed=N).")
     ] = None,
+    nproc: Annotated[
+        int,
+        typer.Option(
+            help="Data-parallel ranks on this machine (one per GPU), started as torchrun does."
+        ),
+    ] = 1,
 ) -> None:
-    """Train an encoder-decoder with attention on a preprocessed corpus."""
+    """Train an encoder-decoder with attention on a preprocessed corpus.
+
+    Also runs as one rank of a torchrun job: torchrun --nproc-per-node N -m nmt_cli train ...
+    """
     with user_errors():
         from nmt_cli.config import load_config
         from nmt_cli.train import saved_config
@@ -188,11 +197,19 @@ def train(
         overrides = list(set_ or []) + ([f"train.seed={seed}"] if seed is not None else [])
         base = saved_config(out) if resume else None
         cfg = load_config(config, overrides, base=base)
+        if nproc != 1:
+            from nmt_cli.distributed import launch
+
+            launch(nproc, sys.argv[1:], out)
+            return
         result = run(cfg, data, out, device=device, resume=resume)
+        if result.rank != 0:  # rank 0 reports for the job
+            return
         best = "n/a" if result.best_score is None else f"{result.best_score:.2f}"
+        per_rank = f" per rank ({result.ranks} ranks)" if result.ranks > 1 else ""
         print(
             f"steps {result.steps} ({result.stopped_because}), {result.minutes:.1f} min, "
-            f"{result.tokens_per_second:,.0f} target tokens/s, "
+            f"{result.tokens_per_second:,.0f} target tokens/s{per_rank}, "
             f"best valid {cfg.train.stop_metric} {best}"
         )
 

@@ -70,6 +70,10 @@ class TrainConfig:
     plateau_patience: int = 2  # validations without improvement before the lr is cut
     min_lr: float = 1e-5
     label_smoothing: float = 0.1
+    # Scheduled sampling: the probability of feeding the model's own previous prediction
+    # instead of the reference token rises linearly from 0 at step 0 to this value at
+    # max_steps (per token; validation stays teacher-forced). 0 = pure teacher forcing.
+    scheduled_sampling: float = 0.0
     clip_norm: float = 5.0
     adam_betas: tuple[float, float] = (0.9, 0.999)
     weight_decay: float = 0.0
@@ -150,6 +154,10 @@ class Config:
                 raise ConfigError(f"{name} must be in [0, 1) (got {values[name]})")
         if not 0.0 <= t.label_smoothing < 1.0:
             raise ConfigError(f"train.label_smoothing must be in [0, 1) (got {t.label_smoothing})")
+        if not 0.0 <= t.scheduled_sampling <= 1.0:
+            raise ConfigError(
+                f"train.scheduled_sampling must be in [0, 1] (got {t.scheduled_sampling})"
+            )
         if m.bidirectional and m.enc_hidden % 2:
             raise ConfigError(f"model.enc_hidden must be even when bidirectional ({m.enc_hidden})")
         if m.bridge == "copy" and m.enc_hidden != m.dec_hidden:

@@ -182,14 +182,32 @@ class TrainBatches:
         self.epoch, self.index = state["epoch"], state["index"]
         self._batches = self._epoch_batches(self.epoch)
 
+    def _next_ids(self) -> list[int]:
+        if self.index >= len(self._batches):
+            self.epoch, self.index = self.epoch + 1, 0
+            self._batches = self._epoch_batches(self.epoch)
+        ids = self._batches[self.index]
+        self.index += 1
+        return ids
+
+    def _collate(self, ids: list[int]) -> Batch:
+        return collate([self.split.pair(i) for i in ids], ids)
+
     def __iter__(self) -> Iterator[Batch]:
         while True:
-            if self.index >= len(self._batches):
-                self.epoch, self.index = self.epoch + 1, 0
-                self._batches = self._epoch_batches(self.epoch)
-            ids = self._batches[self.index]
-            self.index += 1
-            yield collate([self.split.pair(i) for i in ids], ids)
+            yield self._collate(self._next_ids())
+
+    def groups(self, size: int, rank: int = 0, world_size: int = 1) -> Iterator[list[Batch]]:
+        """Endless groups of `size` batches for one rank of `world_size` (data parallelism).
+
+        Every rank reads the same stream; each update takes its next world_size x size
+        batches, and rank r collates the r-th, (r + world_size)-th, ... of them. So 2 ranks x 1
+        batch see exactly the batches of 1 process x 2, and the position stays counted in
+        batches of the one stream, whatever the number of ranks (resume may change it).
+        """
+        while True:
+            ids = [self._next_ids() for _ in range(world_size * size)]
+            yield [self._collate(i) for i in ids[rank::world_size]]
 
 
 def eval_batches(split: EncodedSplit, budget: int) -> list[Batch]:

@@ -4,6 +4,10 @@ The hot loop never waits for the device: token counts come from the host-built b
 loss is read back only every `log_every` steps, and a non-finite loss or gradient skips its
 update on the device (the fused Adam's `found_inf`), counted and checked at the same interval.
 A batch that runs out of device memory is split in two and retried.
+
+Under torchrun each rank trains on its own share of every update's batches and DDP sums the
+gradients; rank 0 validates, logs and writes checkpoints, and every decision to stop is taken
+by all ranks together (see `nmt_cli.distributed`).
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from tqdm import tqdm
 from nmt_cli.checkpoint import CheckpointManager, atomic_write_bytes
 from nmt_cli.config import Config, from_dict, load_config
 from nmt_cli.data import Batch, TrainBatches, eval_batches
+from nmt_cli.distributed import Dist, process_group
 from nmt_cli.errors import CheckpointError, ConfigError, DataError, NmtError
 from nmt_cli.evaluate import score_corpus
 from nmt_cli.loss import cross_entropy
@@ -90,8 +95,10 @@ class TrainResult:
     steps: int
     best_score: float | None
     minutes: float
-    tokens_per_second: float
+    tokens_per_second: float  # of rank 0 when there are several ranks
     stopped_because: str
+    rank: int = 0
+    ranks: int = 1
 
 
 def _setup_logging(run_dir: Path) -> logging.Handler:
@@ -104,7 +111,11 @@ def _setup_logging(run_dir: Path) -> logging.Handler:
 
 
 class Trainer:
-    """Owns the model, optimizer, schedule, data stream and checkpoints of one run."""
+    """Owns the model, optimizer, schedule, data stream and checkpoints of one run.
+
+    With `dist` (one rank of a torchrun job), only rank 0 reads and writes the run folder; the
+    other ranks receive its config and checkpoint.
+    """
 
     def __init__(
         self,
@@ -113,11 +124,16 @@ class Trainer:
         run_dir: Path,
         device: str = "auto",
         resume: bool = False,
+        dist: Dist | None = None,
     ):
         self.data_dir, self.run_dir = Path(data_dir), Path(run_dir)
-        self.device = resolve_device(device)
+        self.dist = dist
+        self.is_main = dist is None or dist.is_main
+        self.device = resolve_device(device) if dist is None else dist.device
         self.vocab = Vocab.from_data_dir(self.data_dir)
-        resume_state = self._check_run_dir(resume, config)
+        resume_state = None
+        if self.is_main:
+            resume_state = self._check_run_dir(resume, config)
         if resume_state is not None:
             try:
                 config = self._merge_resume_config(config, resume_state)
@@ -125,6 +141,8 @@ class Trainer:
                 raise CheckpointError(
                     f"{self.run_dir / 'checkpoints'}: incomplete checkpoint (no {e})"
                 ) from None
+        if dist is not None:
+            config, resume_state = dist.from_main((config, resume_state))
         self.config = config
         t = config.train
         torch.manual_seed(t.seed)
@@ -153,7 +171,9 @@ class Trainer:
             fused=True,
         )
         self.schedule = LRSchedule(self.optimizer, t)
-        self.checkpoints = CheckpointManager(self.run_dir, t.keep_last, t.keep_best)
+        self.checkpoints = (
+            CheckpointManager(self.run_dir, t.keep_last, t.keep_best) if self.is_main else None
+        )
         self.step = 0
         self.best_score: float | None = None
         self.bad_validations = 0
@@ -172,8 +192,15 @@ class Trainer:
                 raise CheckpointError(
                     f"{self.run_dir / 'checkpoints'}: incomplete or mismatched checkpoint ({e})"
                 ) from None
-        self._prepare_run_dir()
-        self._stop_signal: str | None = None
+        self.ddp = None
+        if dist is not None:
+            self.ddp = dist.wrap(self.model)
+            # The weights are the same on every rank, the dropout masks should not be. (A
+            # checkpoint keeps rank 0's generator; a resumed run draws from the step instead.)
+            torch.manual_seed(hash((t.seed, self.step, dist.rank)))
+        if self.is_main:
+            self._prepare_run_dir()
+        self._stop_signal: signal.Signals | None = None
         self._bad_run = torch.zeros((), device=self.device)  # consecutive skipped updates
         self._bad_total = torch.zeros((), device=self.device)
 
@@ -295,11 +322,10 @@ class Trainer:
 
     # ---- the loop ------------------------------------------------------------------------
     def _batches(self) -> Iterator[list[Batch]]:
-        """Groups of `accumulate` batches, already on their way to the device."""
-        stream = iter(self.batches)
+        """This rank's groups of `accumulate` batches, already on their way to the device."""
+        rank, world_size = (0, 1) if self.dist is None else (self.dist.rank, self.dist.world_size)
         pin = self.device.type == "cuda"
-        while True:
-            group = [next(stream) for _ in range(self.config.train.accumulate)]
+        for group in self.batches.groups(self.config.train.accumulate, rank, world_size):
             yield [(b.pin_memory() if pin else b).to(self.device) for b in group]
 
     def train_step(self, group: list[Batch]) -> torch.Tensor:
@@ -310,13 +336,20 @@ class Trainer:
         the loss stays normalized by the whole group's target tokens.
         """
         t = self.config.train
-        n_tokens = sum(b.n_tokens for b in group)
+        n_tokens: int | torch.Tensor = sum(b.n_tokens for b in group)
+        if self.dist is not None:
+            # DDP averages the gradients over the ranks, so each rank divides by the mean
+            # tokens per rank: the update is normalized by all its target tokens, as in one process.
+            mine = torch.full((), float(n_tokens), device=self.device)  # a fill: no host wait
+            n_tokens = self.dist.sum(mine) / self.dist.world_size
         total, failed = self._forward_backward(group, n_tokens)
         while failed is not None:
             group = self._split_after_oom(group, failed)
             total, failed = self._forward_backward(group, n_tokens)
         norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), t.clip_norm, foreach=True)
-        found_inf = (~torch.isfinite(norm + total)).float()  # a non-finite loss or gradient
+        # Every rank must skip the same updates, and one rank's loss alone can be non-finite.
+        loss = total if self.dist is None else self.dist.sum(total.clone())
+        found_inf = (~torch.isfinite(norm + loss)).float()  # a non-finite loss or gradient
         self.optimizer.found_inf = found_inf  # type: ignore[attr-defined]  # fused Adam skips on the device
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
@@ -325,16 +358,32 @@ class Trainer:
         return total
 
     def _batch_loss(self, batch: Batch, label_smoothing: float) -> torch.Tensor:
-        """Teacher-forced summed loss of a batch; the generator sees real target positions only."""
+        """Teacher-forced summed loss of a batch; the generator sees real target positions only.
+
+        While training with `train.scheduled_sampling`, some decoder inputs are the model's own
+        predictions; validation (the model in eval mode) is always teacher-forced.
+        """
+        p = self._sampling_prob() if self.model.training else 0.0
+        # Training goes through DDP (its backward syncs the gradients); rank 0 validates alone.
+        model = self.ddp if self.ddp is not None and self.model.training else self.model
         with self.autocast:
-            outputs = self.model(batch.src, batch.src_mask, batch.src_lengths, batch.tgt_in)
+            outputs = model(batch.src, batch.src_mask, batch.src_lengths, batch.tgt_in, p)
             hidden = outputs.reshape(-1, outputs.size(-1)).index_select(0, batch.target_index)
             return cross_entropy(self.model.generator(hidden), batch.targets, label_smoothing)
 
+    def _sampling_prob(self) -> float:
+        """Scheduled sampling: rises linearly to train.scheduled_sampling at train.max_steps."""
+        t = self.config.train
+        return t.scheduled_sampling * min(1.0, self.step / t.max_steps)
+
     def _forward_backward(
-        self, group: list[Batch], n_tokens: int
+        self, group: list[Batch], n_tokens: int | torch.Tensor
     ) -> tuple[torch.Tensor, int | None]:
         """Accumulate the gradients of a group of batches.
+
+        Args:
+            n_tokens: what the summed loss is divided by: the group's target tokens (with DDP,
+                a device scalar: the update's target tokens over all ranks / the ranks).
 
         Returns:
             the summed loss (a device scalar) and the index of the batch that ran out of
@@ -342,9 +391,13 @@ class Trainer:
         """
         total = torch.zeros((), device=self.device)
         for i, batch in enumerate(group):
+            # DDP all-reduces the gradients once, in the backward of the group's last batch.
+            last = i == len(group) - 1
+            sync = self.ddp.no_sync() if self.ddp is not None and not last else nullcontext()
             try:
-                loss = self._batch_loss(batch, self.config.train.label_smoothing)
-                (loss / n_tokens).backward()
+                with sync:
+                    loss = self._batch_loss(batch, self.config.train.label_smoothing)
+                    (loss / n_tokens).backward()
             except torch.OutOfMemoryError:
                 return total, i  # handled outside the except block, so its frames are freed
             total += loss.detach()
@@ -352,6 +405,12 @@ class Trainer:
 
     def _split_after_oom(self, group: list[Batch], failed: int) -> list[Batch]:
         """The group again, with batch `failed` split in halves; gradients zeroed."""
+        if self.dist is not None:  # the other ranks may be all-reducing its gradients already
+            raise NmtError(
+                f"out of device memory at step {self.step} on rank {self.dist.rank} (a batch of "
+                f"{len(group[failed])} sentences); lower train.batch_tokens (with several ranks "
+                f"a batch cannot be split and retried)"
+            )
         self.optimizer.zero_grad(set_to_none=True)
         if self.device.type == "cuda":
             torch.cuda.empty_cache()
@@ -375,7 +434,7 @@ class Trainer:
     def train(self) -> TrainResult:
         """Run until max_steps, max_minutes, early stopping or a signal."""
         t = self.config.train
-        handler = _setup_logging(self.run_dir)
+        handler = _setup_logging(self.run_dir) if self.is_main else None  # rank 0 logs for all
         old_handlers = {
             s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)
         }
@@ -399,6 +458,7 @@ class Trainer:
             unit="step",
             dynamic_ncols=True,
             leave=False,
+            disable=not self.is_main,
         )
         try:
             self.model.train()
@@ -424,16 +484,16 @@ class Trainer:
                     self._check_bad_steps()
                     window_loss.zero_()
                     window_tokens, window_start = 0, time.perf_counter()
-                if self._stop_signal:  # save now; validation could take long
-                    self.checkpoints.save(self._state(), self.step, None)
-                    raise TrainingInterrupted(
-                        f"{self._stop_signal}: stopped at step {self.step}; checkpoint saved, "
-                        f"continue with --resume"
-                    )
                 elapsed = self._elapsed()
-                out_of_time = (
-                    t.max_minutes > 0 and elapsed + last_valid_seconds > t.max_minutes * 60
-                )
+                late = t.max_minutes > 0 and elapsed + last_valid_seconds > t.max_minutes * 60
+                # A signal to any rank, or any rank out of time, stops every rank.
+                signum, out_of_time = self._agree(self._stop_signal or 0, late)
+                if signum:  # save now; validation could take long
+                    self._save(None)
+                    raise TrainingInterrupted(
+                        f"{signal.Signals(signum).name}: stopped at step {self.step}; "
+                        f"checkpoint saved, continue with --resume"
+                    )
                 if self.step % t.valid_every == 0 or out_of_time or self.step == t.max_steps:
                     self.train_seconds += time.perf_counter() - window_start
                     v_start = time.perf_counter()
@@ -444,7 +504,8 @@ class Trainer:
                     # No time left for another validation: stop on the one just made
                     # rather than validating again a step later.
                     budget = t.max_minutes * 60
-                    if out_of_time or (budget and self._elapsed() + last_valid_seconds > budget):
+                    over = out_of_time or (budget and self._elapsed() + last_valid_seconds > budget)
+                    if self._agree(bool(over))[0]:
                         stop = "max_minutes"
                         break
                     if t.patience and not improved and self.bad_validations >= t.patience:
@@ -454,14 +515,17 @@ class Trainer:
             bar.close()
             for s, h in old_handlers.items():
                 signal.signal(s, h)
-            logging.getLogger("nmt_cli").removeHandler(handler)
-            handler.close()
+            if handler is not None:
+                logging.getLogger("nmt_cli").removeHandler(handler)
+                handler.close()
         result = TrainResult(
             steps=self.step,
             best_score=self.best_score,
             minutes=self._elapsed() / 60,
             tokens_per_second=self.train_tokens / max(self.train_seconds, 1e-9),
             stopped_because=stop,
+            rank=0 if self.dist is None else self.dist.rank,
+            ranks=1 if self.dist is None else self.dist.world_size,
         )
         log.info(
             "done after %d steps (%s): %.1f min, %.0f target tokens/s",
@@ -472,21 +536,35 @@ class Trainer:
         )
         return result
 
+    def _agree(self, *values: int) -> list[int]:
+        """The largest of each value over the ranks, so that all of them decide alike.
+
+        A collective under torchrun: it waits for every rank. Alone, the values as they are.
+        """
+        return list(values) if self.dist is None else self.dist.max(values)
+
+    def _save(self, score: float | None) -> None:
+        """Write a checkpoint; under torchrun rank 0 writes it and the others wait for it."""
+        if self.checkpoints is not None:
+            self.checkpoints.save(self._state(), self.step, score)
+        if self.dist is not None:
+            self.dist.barrier()
+
     def _elapsed(self) -> float:
         return self.elapsed + time.perf_counter() - self._start
 
     def _on_signal(self, signum: int, frame: Any) -> None:
         if self._stop_signal:  # second signal: give up at once
             raise KeyboardInterrupt
-        self._stop_signal = signal.Signals(signum).name
-        log.warning("%s received: saving a checkpoint after this step", self._stop_signal)
+        self._stop_signal = signal.Signals(signum)
+        log.warning("%s received: saving a checkpoint after this step", self._stop_signal.name)
 
     def _check_bad_steps(self) -> None:
         bad_total, bad_run = int(self._bad_total.item()), int(self._bad_run.item())
         if bad_total:
             log.warning("%d updates skipped so far (non-finite loss or gradients)", bad_total)
         if bad_run >= self.config.train.max_bad_steps:
-            last = self.checkpoints.last_path
+            last = self.run_dir / "checkpoints" / "last.pt"
             kept = (
                 f"the last good checkpoint is {last}"
                 if last.exists()
@@ -529,7 +607,10 @@ class Trainer:
         }
 
     def _validate_and_save(self) -> bool:
-        metrics = self.validate()
+        """Validate and save a checkpoint; under torchrun rank 0 does both for every rank."""
+        metrics = self.validate() if self.is_main else {}
+        if self.dist is not None:  # the best score, patience and learning rate stay the same
+            metrics = self.dist.from_main(metrics)
         score = (
             metrics["valid_bleu"]
             if self.config.train.stop_metric == "bleu"
@@ -541,6 +622,9 @@ class Trainer:
         else:
             self.bad_validations += 1
         self.schedule.on_validation(score)
+        if not self.is_main:
+            self._save(score)  # waits for rank 0's checkpoint
+            return improved
         row = {
             "step": self.step,
             "minutes": round(self._elapsed() / 60, 3),
@@ -563,7 +647,7 @@ class Trainer:
             row["valid_bleu"],
             " (best)" if improved else "",
         )
-        self.checkpoints.save(self._state(), self.step, score)
+        self._save(score)
         return improved
 
 
@@ -578,5 +662,9 @@ def saved_config(run_dir: Path) -> Config:
 def train(
     config: Config, data_dir: Path, run_dir: Path, device: str = "auto", resume: bool = False
 ) -> TrainResult:
-    """Train a model on a preprocessed data folder into a run folder (the library entry point)."""
-    return Trainer(config, data_dir, run_dir, device, resume).train()
+    """Train a model on a preprocessed data folder into a run folder (the library entry point).
+
+    Under torchrun (WORLD_SIZE set), this process trains as one rank of the job.
+    """
+    with process_group(resolve_device(device)) as dist:
+        return Trainer(config, data_dir, run_dir, device, resume, dist).train()

@@ -9,6 +9,7 @@ next step's input.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -17,6 +18,7 @@ from torch import Tensor, nn
 
 from nmt_cli.model.attention import Attention
 from nmt_cli.model.encoder import RNNState
+from nmt_cli.tokenizer import PAD_ID
 
 CELLS: dict[str, Any] = {"lstm": nn.LSTMCell, "gru": nn.GRUCell, "rnn": nn.RNNCell}
 
@@ -153,3 +155,43 @@ class Decoder(nn.Module):
             outputs.append(out)
             attention.append(weights)
         return torch.stack(outputs, dim=1), attention
+
+    def forward_sampled(
+        self,
+        tgt_in: Tensor,
+        state: DecoderState,
+        generator: Callable[[Tensor], Tensor],
+        sampling_prob: float,
+    ) -> tuple[Tensor, list[Tensor | None]]:
+        """Teacher forcing with scheduled sampling (Bengio et al., 2015).
+
+        At every step t > 0, each sentence flips its own coin (one per target token): with
+        probability `sampling_prob` its input is the argmax of the generator on its own step
+        t-1 output (detached: no gradient flows through the choice), otherwise the reference
+        token tgt_in[:, t]. Padding stays padding.
+        The prediction comes from the training-mode output (dropout included), as the model
+        would see it if it kept going on its own.
+
+        Args:
+            tgt_in: B x T input tokens (BOS + target, padded).
+            state: the initial state for the B sentences.
+            generator: attentional vectors N x O -> logits N x V.
+            sampling_prob: probability of feeding the prediction, in [0, 1].
+
+        Returns:
+            B x T x O attentional vectors and the per-step attention weights, as `forward`.
+        """
+        outputs: list[Tensor] = []
+        attention: list[Tensor | None] = []
+        prev = tgt_in[:, 0]  # B, BOS
+        for t in range(tgt_in.size(1)):
+            if t > 0:
+                gold = tgt_in[:, t]  # B
+                with torch.no_grad():
+                    predicted = generator(outputs[-1]).argmax(dim=-1)  # B
+                use_own = torch.rand(gold.shape, device=gold.device) < sampling_prob
+                prev = torch.where(use_own & (gold != PAD_ID), predicted, gold)
+            out, state, weights = self.step(self.embedding(prev), state)  # B x O
+            outputs.append(out)
+            attention.append(weights)
+        return torch.stack(outputs, dim=1), attention  # B x T x O

@@ -98,13 +98,26 @@ class Seq2Seq(nn.Module):
         out, state, weights = self.decoder.step(self.decoder.embedding(prev_tokens), state)
         return torch.log_softmax(self.generator(out).float(), dim=-1), state, weights
 
-    def forward(self, src: Tensor, src_mask: Tensor, src_lengths: Tensor, tgt_in: Tensor) -> Tensor:
+    def forward(
+        self,
+        src: Tensor,
+        src_mask: Tensor,
+        src_lengths: Tensor,
+        tgt_in: Tensor,
+        sampling_prob: float = 0.0,
+    ) -> Tensor:
         """Teacher forcing: B x S source, B x T decoder input -> B x T x O attentional vectors.
 
         The generator is applied by the caller, once, to the real target positions only.
+        With `sampling_prob` > 0 (scheduled sampling), each step after the first feeds the
+        model's own previous prediction with that probability instead of the reference token.
         """
         state = self.encode(src, src_mask, src_lengths)
-        outputs, _ = self.decoder(self._drop_words(tgt_in), state)
+        tgt_in = self._drop_words(tgt_in)
+        if sampling_prob > 0.0:
+            outputs, _ = self.decoder.forward_sampled(tgt_in, state, self.generator, sampling_prob)
+        else:
+            outputs, _ = self.decoder(tgt_in, state)
         return outputs
 
     def _drop_words(self, tokens: Tensor) -> Tensor:
