@@ -158,7 +158,7 @@ def peers_train(steps: int) -> dict[str, float]:
         text=True,
         check=True,
     ).stdout
-    rate = re.search(r"(\d+(?:\.\d+)?) (?:target )?tok/s", parsed)
+    rate = re.search(r"(\d+(?:\.\d+)?) (?:target |tgt )?tok/s", parsed)
     rss = re.search(
         r"peak_rss_largest_proc_MiB=(\d+)", (logs / "onmt_train_steps.summary").read_text()
     )
