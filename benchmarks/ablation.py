@@ -8,7 +8,9 @@ with each other (not with runs that had the whole machine).
     python benchmarks/ablation.py --minutes 8 --threads 1 --parallel 2
     python benchmarks/ablation.py --only baseline dot-attention
 
-Writes benchmarks/results/ablation.json and prints a markdown table.
+Writes benchmarks/results/ablation.json and prints a markdown table. Rows of earlier runs
+with the same budget and threads are kept (each row names its commit); a variant run
+again replaces its row.
 """
 
 from __future__ import annotations
@@ -53,6 +55,8 @@ VARIANTS = [
     Variant("vocab-16k", "joint vocabulary 16,000 pieces", preprocess=("--vocab-size", "16000")),
     Variant("separate-vocab", "separate 8,000 vocabularies", ("model.share_embeddings=false",),
             preprocess=("--separate-vocab",)),
+    Variant("tied-output", "output layer tied to the target embeddings", ("model.tie_output=true",)),
+    Variant("lr-0.001", "learning rate 0.002 -> 0.001", ("train.lr=0.001",)),
 ]  # fmt: skip
 
 
@@ -150,6 +154,19 @@ def table(rows: list[dict[str, object]]) -> str:
     return "\n".join(lines)
 
 
+def merged(path: Path, rows: list[dict[str, object]], args: argparse.Namespace) -> list:
+    """Earlier rows of the same budget and threads, with this run's rows replacing theirs."""
+    if not path.is_file():
+        return rows
+    old = json.loads(path.read_text())
+    if (old["minutes"], old["threads_per_variant"]) != (args.minutes, args.threads):
+        return rows
+    fresh = {r["name"] for r in rows}
+    kept = [{"commit": old.get("commit"), **r} for r in old["rows"] if r["name"] not in fresh]
+    order = [v.name for v in VARIANTS]
+    return sorted(kept + rows, key=lambda r: order.index(r["name"]))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -172,15 +189,17 @@ def main() -> None:
         rows = list(
             pool.map(lambda v: run_variant(v, args.data, args.out, args.minutes, env), chosen)
         )
+    for row in rows:
+        row["commit"] = git_commit()
+    path = ROOT / "benchmarks" / "results" / "ablation.json"
+    rows = merged(path, rows, args)
     results = {
-        "commit": git_commit(),
         "minutes": args.minutes,
         "threads_per_variant": args.threads,
         "parallel": args.parallel,
         "decode": "beam 5, best.pt",
         "rows": rows,
     }
-    path = ROOT / "benchmarks" / "results" / "ablation.json"
     path.write_text(json.dumps(results, indent=2) + "\n")
     print(table(rows))
     print(f"\nwritten to {path.relative_to(ROOT)}")
