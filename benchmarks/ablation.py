@@ -55,7 +55,7 @@ VARIANTS = [
     Variant("vocab-16k", "joint vocabulary 16,000 pieces", preprocess=("--vocab-size", "16000")),
     Variant("separate-vocab", "separate 8,000 vocabularies", ("model.share_embeddings=false",),
             preprocess=("--separate-vocab",)),
-    Variant("tied-output", "output layer tied to the target embeddings", ("model.tie_output=true",)),
+    Variant("tied-output", "output layer = target embeddings", ("model.tie_output=true",)),
     Variant("lr-0.001", "learning rate 0.002 -> 0.001", ("train.lr=0.001",)),
 ]  # fmt: skip
 
