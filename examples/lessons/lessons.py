@@ -6,7 +6,7 @@ LESSON is one of
   bottleneck  fixed context (`model.attention: none`) vs attention, on reversal and addition
   reverse     reversed source (`data.reverse_source`), with and without attention, on copying
   cells       LSTM vs GRU vs plain RNN cells (fixed context, reversal)
-  sampling    teacher forcing vs scheduled sampling (`train.scheduled_sampling`)
+  sampling    teacher forcing vs scheduled sampling (`train.scheduled_sampling`), attention
   all         the four in turn
 
 Each lesson writes its synthetic data (offline, seeded), runs the real `nmt preprocess`,
@@ -25,146 +25,27 @@ import argparse
 import hashlib
 import json
 import os
-import random
 import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+# beside this script, whose folder Python puts first on sys.path
+from lesson_data import Task, accuracy_by_length, make_splits
+
 HERE = Path(__file__).resolve().parent
-DIGITS = "0123456789"
-
-# ---- tasks: synthetic source -> target pairs ---------------------------------------------------
-
-
-def reversal(length: int, rng: random.Random) -> tuple[str, str]:
-    """`length` random digits -> the same digits backwards ("4021" -> "1204")."""
-    src = "".join(rng.choice(DIGITS) for _ in range(length))
-    return src, src[::-1]
-
-
-def copy(length: int, rng: random.Random) -> tuple[str, str]:
-    """`length` random digits -> the same digits: a monotone "translation"."""
-    src = "".join(rng.choice(DIGITS) for _ in range(length))
-    return src, src
-
-
-def _number(digits: int, rng: random.Random) -> int:
-    return rng.randint(0 if digits == 1 else 10 ** (digits - 1), 10**digits - 1)
-
-
-def addition(length: int, rng: random.Random) -> tuple[str, str]:
-    """A sum written in `length` characters -> its value, digits least-significant first.
-
-    123+4567=4690 is "321+7654" -> "0964": the carry flows the way the decoder writes.
-    (Written the usual way round, these small models do not learn it in a few minutes.)
-    """
-    if length < 3:
-        raise ValueError(f"an addition needs at least 3 characters, not {length}")
-    a_digits = rng.randint(1, length - 2)
-    a, b = _number(a_digits, rng), _number(length - 1 - a_digits, rng)
-    return f"{str(a)[::-1]}+{str(b)[::-1]}", str(a + b)[::-1]
-
-
-TASKS: dict[str, Callable[[int, random.Random], tuple[str, str]]] = {
-    "reversal": reversal,
-    "copy": copy,
-    "addition": addition,
-}
-
-
-@dataclass(frozen=True)
-class Task:
-    """A task and the source lengths (in characters) it is trained and tested on."""
-
-    name: str
-    train_lengths: tuple[int, int]  # inclusive range, drawn uniformly
-    test_max: int  # test lengths run from train_lengths[0] to this (beyond training = unseen)
-    bucket: int  # width of a length bucket in the tables
-    n_train: int = 40_000
-    per_length: int = 40  # test examples per length (valid: a quarter of that)
-
-    def buckets(self) -> list[tuple[int, int]]:
-        """Inclusive length ranges; training lengths and unseen lengths never share one."""
-        lo, hi = self.train_lengths
-        seen = [(s, min(s + self.bucket - 1, hi)) for s in range(lo, hi + 1, self.bucket)]
-        unseen = [(hi + 1, self.test_max)] if self.test_max > hi else []
-        return seen + unseen
-
-
-def make_splits(task: Task, seed: int) -> dict[str, list[tuple[str, str]]]:
-    """Test, valid and train pairs; no source is in two splits, and test/valid never repeat.
-
-    Test and valid have the same number of examples of every length; train draws its lengths
-    uniformly from `task.train_lengths` and may repeat a pair (short lengths have few).
-    """
-    make, rng = TASKS[task.name], random.Random(seed)
-    held_out: set[str] = set()
-
-    def distinct(length: int, count: int) -> list[tuple[str, str]]:
-        pairs: list[tuple[str, str]] = []
-        for _ in range(100 * count):
-            if len(pairs) == count:
-                break
-            src, tgt = make(length, rng)
-            if src not in held_out:
-                held_out.add(src)
-                pairs.append((src, tgt))
-        if len(pairs) < count:
-            raise ValueError(f"{task.name}: only {len(pairs)} distinct sources of length {length}")
-        return pairs
-
-    lo, hi = task.train_lengths
-    lengths = range(lo, task.test_max + 1)
-    test = [pair for n in lengths for pair in distinct(n, task.per_length)]
-    valid = [pair for n in range(lo, hi + 1) for pair in distinct(n, max(1, task.per_length // 4))]
-    train: list[tuple[str, str]] = []
-    while len(train) < task.n_train:
-        src, tgt = make(rng.randint(lo, hi), rng)
-        if src not in held_out:
-            train.append((src, tgt))
-    return {"train": train, "valid": valid, "test": test}
-
-
-def accuracy_by_length(
-    sources: Sequence[str],
-    references: Sequence[str],
-    hypotheses: Sequence[str],
-    buckets: Sequence[tuple[int, int]],
-) -> list[dict[str, Any]]:
-    """Exact match per bucket of source length (characters; spaces around the output ignored).
-
-    Returns:
-        one row per bucket: {"lengths": [lo, hi], "n", "correct", "accuracy" (percent, or None
-        for an empty bucket)}.
-    """
-    if not len(sources) == len(references) == len(hypotheses):
-        raise ValueError(
-            f"{len(sources)} sources, {len(references)} references, {len(hypotheses)} hypotheses"
-        )
-    rows = [{"lengths": [lo, hi], "n": 0, "correct": 0} for lo, hi in buckets]
-    for src, ref, hyp in zip(sources, references, hypotheses, strict=True):
-        for row, (lo, hi) in zip(rows, buckets, strict=True):
-            if lo <= len(src) <= hi:
-                row["n"] += 1
-                row["correct"] += hyp.strip() == ref.strip()
-                break
-    for row in rows:
-        row["accuracy"] = 100 * row["correct"] / row["n"] if row["n"] else None
-    return rows
-
 
 # ---- lessons ---------------------------------------------------------------------------------
 
 REVERSAL = Task("reversal", train_lengths=(3, 32), test_max=37, bucket=5)
 COPY = Task("copy", train_lengths=(3, 32), test_max=37, bucket=5)
-ADDITION = Task("addition", train_lengths=(3, 22), test_max=25, bucket=4)
+ADDITION = Task("addition", train_lengths=(3, 17), test_max=20, bucket=4, steps=6000)
 
 # Small models that train in a few minutes on 2 CPU cores; settings a lesson changes are
 # given per run as `--set` style overrides.
@@ -201,9 +82,10 @@ class Run:
 
 @dataclass(frozen=True)
 class Lesson:
+    """A question and the runs that answer it, compared in one table per task."""
+
     title: str
     question: str
-    steps: int
     runs: tuple[Run, ...]
 
 
@@ -212,7 +94,6 @@ LESSONS: dict[str, Lesson] = {
         "The fixed-context bottleneck",
         "A plain encoder-decoder passes the whole source through one vector; attention looks "
         "back at every encoder state. How does exact match fall with input length?",
-        steps=2000,
         runs=tuple(
             Run(task, label, {"model.attention": attention})
             for task in (REVERSAL, ADDITION)
@@ -224,7 +105,6 @@ LESSONS: dict[str, Lesson] = {
         "Sutskever et al. (2014) fed the source backwards so that the first target words sit "
         "close to the last encoder steps. Does it help a unidirectional encoder copy, with and "
         "without attention?",
-        steps=2000,
         runs=tuple(
             Run(
                 COPY,
@@ -243,7 +123,6 @@ LESSONS: dict[str, Lesson] = {
         "LSTM vs GRU vs plain RNN",
         "Without attention the recurrent state must carry the whole sequence. Which cell keeps "
         "it over long inputs?",
-        steps=2000,
         runs=tuple(
             Run(REVERSAL, cell.upper(), {"model.attention": "none", "model.cell": cell})
             for cell in ("lstm", "gru", "rnn")
@@ -252,14 +131,13 @@ LESSONS: dict[str, Lesson] = {
     "sampling": Lesson(
         "Teacher forcing vs scheduled sampling",
         "Training feeds the reference prefix; translation feeds the model's own output. Does "
-        "feeding its own predictions during training (rising linearly to p) help on long "
-        "outputs?",
-        steps=2000,
+        "feeding its own predictions during training (rising linearly to p) help the "
+        "attention model on long outputs?",
         runs=tuple(
             Run(
                 REVERSAL,
                 "teacher forcing" if p == 0 else f"scheduled sampling p={p}",
-                {"model.attention": "none", "train.scheduled_sampling": p},
+                {"train.scheduled_sampling": p},
             )
             for p in (0.0, 0.25, 0.5)
         ),
@@ -412,7 +290,7 @@ def bucket_name(lengths: Sequence[int], task: Task) -> str:
 
 
 def markdown_tables(lesson: Lesson, results: list[dict[str, Any]]) -> str:
-    """One table per task: a row per run, a column per length bucket, then minutes."""
+    """One table per task: a row per run, a column per length bucket, then steps and minutes."""
     parts = []
     for task in dict.fromkeys(run.task for run in lesson.runs):
         rows = [r for r in results if r["task"] == task.name]
@@ -420,11 +298,15 @@ def markdown_tables(lesson: Lesson, results: list[dict[str, Any]]) -> str:
             continue
         names = [bucket_name(b["lengths"], task) for b in rows[0]["buckets"]]
         parts.append(f"**{task.name}**, exact match (%) by source length:\n")
-        parts.append("| | " + " | ".join(names) + " | train min |")
-        parts.append("|---|" + "---:|" * (len(names) + 1))
+        parts.append("| | " + " | ".join(names) + " | steps | train min |")
+        parts.append("|---|" + "---:|" * (len(names) + 2))
         for r in rows:
             cells = ["–" if b["accuracy"] is None else f"{b['accuracy']:.1f}" for b in r["buckets"]]
-            parts.append(f"| {r['label']} | " + " | ".join(cells) + f" | {r['train_minutes']} |")
+            parts.append(
+                f"| {r['label']} | "
+                + " | ".join(cells)
+                + f" | {r['steps']} | {r['train_minutes']:.1f} |"
+            )
         parts.append("")
     return "\n".join(parts)
 
@@ -461,10 +343,9 @@ def run_lesson(
     name: str, out: Path, steps: int | None, seed: int, device: str, fresh: bool
 ) -> None:
     lesson = LESSONS[name]
-    steps = steps or lesson.steps
     folder = out / name
     folder.mkdir(parents=True, exist_ok=True)
-    print(f"== {name}: {lesson.title} ({len(lesson.runs)} trainings of {steps} steps)")
+    print(f"== {name}: {lesson.title} ({len(lesson.runs)} trainings)")
     data: dict[str, Path] = {}
     results = []
     for run in lesson.runs:
@@ -472,15 +353,15 @@ def run_lesson(
             data[run.task.name] = prepare_data(run.task, out, seed)
         print(f"   {run.task.name}, {run.label}:", end="", flush=True)
         result = train_and_score(
-            run, data[run.task.name], folder / slug(f"{run.task.name} {run.label}"), steps,
-            seed, device, fresh,
+            run, data[run.task.name], folder / slug(f"{run.task.name} {run.label}"),
+            steps or run.task.steps, seed, device, fresh,
         )  # fmt: skip
         results.append(result)
         accuracies = [b["accuracy"] for b in result["buckets"]]
         done = (
             f"already trained in {result['reused_from']}"
             if result["reused_from"]
-            else f"trained in {result['train_minutes']:.1f} min"
+            else f"{result['steps']} steps in {result['train_minutes']:.1f} min"
         )
         print(
             f" {done}; exact match by length: "
@@ -490,7 +371,6 @@ def run_lesson(
         "lesson": name,
         "title": lesson.title,
         "question": lesson.question,
-        "steps": steps,
         "seed": seed,
         "device": device,
         "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
@@ -511,7 +391,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("lesson", choices=[*LESSONS, "all"])
     parser.add_argument("--out", type=Path, default=HERE / "out", help="output folder")
-    parser.add_argument("--steps", type=int, help="training steps per run (default: the lesson's)")
+    parser.add_argument("--steps", type=int, help="training steps per run (default: the task's)")
     parser.add_argument("--seed", type=int, default=1, help="seed for the data and training")
     parser.add_argument("--device", default="cpu", help="cpu (default), cuda or auto")
     parser.add_argument(
