@@ -20,7 +20,7 @@ import torch
 
 from nmt_cli.config import load_config
 from nmt_cli.data import TrainBatches
-from nmt_cli.loss import cross_entropy
+from nmt_cli.loss import generator_loss
 from nmt_cli.model import build_model, init_weights
 from nmt_cli.preprocess import EncodedSplit, load_meta
 from nmt_cli.tokenizer import Tokenizer
@@ -68,7 +68,7 @@ def main() -> None:
             outputs, _ = model.decoder(batch.tgt_in, state)
             t3 = time.perf_counter()
             hidden = outputs.reshape(-1, outputs.size(-1)).index_select(0, batch.target_index)
-            loss = cross_entropy(model.generator(hidden), batch.targets, 0.1)
+            loss = generator_loss(hidden, model.generator, batch.targets, 0.1)
         t4 = time.perf_counter()
         (loss / batch.n_tokens).backward()
         t5 = time.perf_counter()

@@ -1,11 +1,23 @@
-"""Label-smoothed cross-entropy over real target tokens only."""
+"""Label-smoothed cross-entropy over real target tokens only.
+
+`cross_entropy` takes logits; `generator_loss` takes the decoder's attentional vectors and the
+output layer and never materializes the N x V logits of the whole batch: it works through
+row chunks of a few MB and computes the gradients in the same pass (the "fused linear
+cross-entropy" trick). On a CPU this saves the memory traffic of several full-size softmax
+passes and the page faults of allocating them, and bounds the loss's memory to one chunk.
+"""
 
 from __future__ import annotations
 
+from typing import Any
+
+import torch
 import torch.nn.functional as F
-from torch import Tensor
+from torch import Tensor, nn
 
 from nmt_cli.tokenizer import PAD_ID
+
+CHUNK_ELEMENTS = 1 << 22  # logits per chunk (16 MB in fp32): rows = this / vocabulary size
 
 
 def cross_entropy(logits: Tensor, targets: Tensor, label_smoothing: float = 0.0) -> Tensor:
@@ -29,3 +41,90 @@ def cross_entropy(logits: Tensor, targets: Tensor, label_smoothing: float = 0.0)
         label_smoothing=label_smoothing,
         reduction="sum",
     )
+
+
+def generator_loss(
+    hidden: Tensor, generator: nn.Linear, targets: Tensor, label_smoothing: float = 0.0
+) -> Tensor:
+    """`cross_entropy(generator(hidden), targets, label_smoothing)`, computed chunk by chunk.
+
+    The same value and gradients (up to float rounding), under autocast too: the matrix
+    multiplies run in the autocast dtype, the softmax and the loss in fp32.
+
+    Args:
+        hidden: N x O attentional vectors; targets: N token ids (PAD_ID rows are ignored).
+
+    Returns:
+        the summed loss, a scalar tensor with a gradient to hidden and the generator.
+    """
+    device = hidden.device.type
+    dtype = torch.get_autocast_dtype(device) if torch.is_autocast_enabled(device) else None
+    return _GeneratorLoss.apply(
+        hidden, generator.weight, generator.bias, targets, label_smoothing, dtype
+    )
+
+
+class _GeneratorLoss(torch.autograd.Function):
+    """Forward computes the loss and, when a gradient is wanted, the gradients too.
+
+    Per chunk of rows: logits z = h W^T + b; loss = logsumexp(z) - (1 - e) z_y - e mean(z);
+    dloss/dz = softmax(z) - (1 - e) onehot(y) - e / V, computed in place in z's buffer.
+    """
+
+    @staticmethod
+    def forward(  # type: ignore[override]
+        ctx: Any,
+        hidden: Tensor,
+        weight: Tensor,
+        bias: Tensor | None,
+        targets: Tensor,
+        smoothing: float,
+        dtype: torch.dtype | None,
+    ) -> Tensor:
+        want_grad = any(ctx.needs_input_grad[:3])
+        vocab = weight.size(0)
+        rows = max(1, CHUNK_ELEMENTS // vocab)
+        w = weight if dtype is None else weight.to(dtype)
+        total = torch.zeros((), dtype=torch.float32, device=hidden.device)
+        grad_hidden = torch.empty_like(hidden) if want_grad else None
+        grad_weight = torch.zeros_like(weight, dtype=torch.float32) if want_grad else None
+        grad_bias = (
+            torch.zeros_like(bias, dtype=torch.float32) if want_grad and bias is not None else None
+        )
+        with torch.autocast(hidden.device.type, enabled=False):
+            for start in range(0, hidden.size(0), rows):
+                h = hidden[start : start + rows].to(w.dtype)
+                y = targets[start : start + rows].unsqueeze(1)
+                z = (h @ w.t()).float()
+                if bias is not None:
+                    z += bias
+                real = (y != PAD_ID).float()  # N' x 1
+                lse = torch.logsumexp(z, dim=1, keepdim=True)
+                loss = lse - (1 - smoothing) * z.gather(1, y) - smoothing * z.mean(1, True)
+                total += (loss * real).sum()
+                if not want_grad:
+                    continue
+                dz = z.sub_(lse).exp_()  # softmax, in z's buffer
+                dz.scatter_add_(1, y, torch.full_like(lse, smoothing - 1))
+                dz.sub_(smoothing / vocab).mul_(real)
+                grad_weight += (dz.to(w.dtype).t() @ h).float()
+                if grad_bias is not None:
+                    grad_bias += dz.sum(0)
+                grad_hidden[start : start + rows] = dz.to(w.dtype) @ w  # type: ignore[index]
+        if want_grad:
+            ctx.save_for_backward(grad_hidden, grad_weight, grad_bias)
+            ctx.weight_dtype = weight.dtype
+        return total
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, ...]:  # type: ignore[override]
+        grad_hidden, grad_weight, grad_bias = ctx.saved_tensors
+        needs = ctx.needs_input_grad
+        return (
+            grad_hidden * grad.to(grad_hidden.dtype) if needs[0] else None,
+            (grad_weight * grad).to(ctx.weight_dtype) if needs[1] else None,
+            grad_bias * grad if needs[2] and grad_bias is not None else None,
+            None,
+            None,
+            None,
+        )

@@ -32,7 +32,7 @@ from nmt_cli.data import Batch, TrainBatches, eval_batches
 from nmt_cli.distributed import Dist, process_group
 from nmt_cli.errors import CheckpointError, ConfigError, DataError, NmtError
 from nmt_cli.evaluate import score_corpus
-from nmt_cli.loss import cross_entropy
+from nmt_cli.loss import generator_loss
 from nmt_cli.model import Seq2Seq, build_model, init_weights
 from nmt_cli.preprocess import EncodedSplit, load_meta
 from nmt_cli.schedule import LRSchedule
@@ -369,7 +369,7 @@ class Trainer:
         with self.autocast:
             outputs = model(batch.src, batch.src_mask, batch.src_lengths, batch.tgt_in, p)
             hidden = outputs.reshape(-1, outputs.size(-1)).index_select(0, batch.target_index)
-            return cross_entropy(self.model.generator(hidden), batch.targets, label_smoothing)
+            return generator_loss(hidden, self.model.generator, batch.targets, label_smoothing)
 
     def _sampling_prob(self) -> float:
         """Scheduled sampling: rises linearly to train.scheduled_sampling at train.max_steps."""

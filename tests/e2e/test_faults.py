@@ -114,16 +114,16 @@ def test_signal_writes_a_checkpoint_and_exits_130(
 def poison_loss(monkeypatch: pytest.MonkeyPatch, trainer: Trainer, steps: dict[int, float]) -> None:
     """Make the training loss of some steps non-finite: NaN (NaN gradients too) or +inf
     (added: the gradients stay finite, so only the loss check can catch it)."""
-    real = train_module.cross_entropy
+    real = train_module.generator_loss
 
-    def cross_entropy(*args: Any, **kwargs: Any) -> torch.Tensor:
+    def generator_loss(*args: Any, **kwargs: Any) -> torch.Tensor:
         loss = real(*args, **kwargs)
         value = steps.get(trainer.step)
         if value is None or not torch.is_grad_enabled():  # validation stays clean
             return loss
         return loss * value if math.isnan(value) else loss + value
 
-    monkeypatch.setattr(train_module, "cross_entropy", cross_entropy)
+    monkeypatch.setattr(train_module, "generator_loss", generator_loss)
 
 
 def test_non_finite_loss_skips_the_update_and_counts_it(
