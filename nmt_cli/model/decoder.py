@@ -17,6 +17,7 @@ import torch
 from torch import Tensor, nn
 
 from nmt_cli.model.attention import Attention
+from nmt_cli.model.dropout import Dropout
 from nmt_cli.model.encoder import RNNState
 from nmt_cli.tokenizer import PAD_ID
 
@@ -72,7 +73,7 @@ class Decoder(nn.Module):
     ) -> None:
         super().__init__()
         self.embedding = embedding
-        self.emb_dropout = nn.Dropout(emb_dropout)
+        self.emb_dropout = Dropout(emb_dropout)
         self.attention = attention
         self.attend_before = attend_before
         self.input_feeding = input_feeding
@@ -85,7 +86,7 @@ class Decoder(nn.Module):
             for i in range(num_layers)
         )
         self.is_lstm = cell == "lstm"
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
         self.out = nn.Linear(hidden_size + memory_size, output_size, bias=False)
 
     def init_state(

@@ -8,6 +8,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
+from nmt_cli.model.dropout import Dropout
 from nmt_cli.model.segments import FUSED, run_segmented
 
 RNNS: dict[str, Any] = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn": nn.RNN}
@@ -36,7 +37,7 @@ class Encoder(nn.Module):
     ) -> None:
         super().__init__()
         self.embedding = embedding
-        self.emb_dropout = nn.Dropout(emb_dropout)
+        self.emb_dropout = Dropout(emb_dropout)
         self.directions = 2 if bidirectional else 1
         self.num_layers = num_layers
         self.rnn = RNNS[cell](
@@ -47,7 +48,7 @@ class Encoder(nn.Module):
             bidirectional=bidirectional,
             dropout=dropout if num_layers > 1 else 0.0,
         )
-        self.out_dropout = nn.Dropout(dropout)
+        self.out_dropout = Dropout(dropout)
         self.output_size = hidden_size
 
     def forward(self, src: Tensor, lengths: Tensor) -> tuple[Tensor, RNNState]:

@@ -18,6 +18,8 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from nmt_cli.model.dropout import dropout
+
 FUSED: dict[type[nn.RNNBase], Callable[..., Any]] = {
     nn.LSTM: torch.lstm,
     nn.GRU: torch.gru,
@@ -65,7 +67,7 @@ def run_segmented(rnn: nn.RNNBase, x: Tensor, lengths: Tensor) -> tuple[Tensor, 
             finals.append(final)
         x = torch.cat(outputs, dim=-1) if len(outputs) > 1 else outputs[0]
         if layer + 1 < rnn.num_layers and rnn.dropout > 0:
-            x = nn.functional.dropout(x, rnn.dropout, rnn.training)
+            x = dropout(x, rnn.dropout, rnn.training)
     restore = torch.empty_like(order)
     restore[order] = torch.arange(batch, device=order.device)
     memory = x.index_select(0, restore)
