@@ -23,8 +23,8 @@ class EnsembleState:
 
     states: tuple[DecoderState, ...]
 
-    def index_select(self, idx: Tensor) -> EnsembleState:
-        return EnsembleState(tuple(s.index_select(idx) for s in self.states))
+    def index_select(self, idx: Tensor, same_sources: bool = False) -> EnsembleState:
+        return EnsembleState(tuple(s.index_select(idx, same_sources) for s in self.states))
 
 
 class Ensemble(nn.Module):

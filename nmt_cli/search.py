@@ -26,8 +26,13 @@ _S = TypeVar("_S", bound="SearchState")
 class SearchState(Protocol):
     """Decoder state for N rows (sentences or beam hypotheses)."""
 
-    def index_select(self: _S, idx: Tensor) -> _S:
-        """Returns the state for rows `idx` (N' long) of this one, repeats allowed."""
+    def index_select(self: _S, idx: Tensor, same_sources: bool = False) -> _S:
+        """Returns the state for rows `idx` (N' long) of this one, repeats allowed.
+
+        `same_sources=True` promises that new row i comes from a row with the same source
+        sentence as old row i (beams reordered within their sentences), so what depends on the
+        source alone (encoder states) can stay as it is.
+        """
         ...
 
 
@@ -261,7 +266,7 @@ def beam_search(
             alive, limit = alive[keep], limit[keep]
             fin_scores, fin_log_probs = fin_scores[keep], fin_log_probs[keep]
             fin_steps, fin_beams = fin_steps[keep], fin_beams[keep]
-        state = state.index_select(rows.view(-1))
+        state = state.index_select(rows.view(-1), same_sources=keep.numel() == n)
         prev = tokens.view(-1)
 
     steps_run = t + 1

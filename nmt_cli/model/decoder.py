@@ -43,14 +43,25 @@ class DecoderState:
     keys: Tensor
     mask: Tensor
 
-    def index_select(self, idx: Tensor) -> DecoderState:
-        """Keep / repeat rows `idx` (N' long): beam expansion, reordering, dropping finished."""
+    def index_select(self, idx: Tensor, same_sources: bool = False) -> DecoderState:
+        """Keep / repeat rows `idx` (N' long): beam expansion, reordering, dropping finished.
+
+        With `same_sources` (beams reordered within their sentences) the encoder side is
+        already right row by row, and copying it every step would cost more than the step's
+        attention.
+        """
+        source_side = (
+            (self.memory, self.keys, self.mask)
+            if same_sources
+            else (t.index_select(0, idx) for t in (self.memory, self.keys, self.mask))
+        )
+        memory, keys, mask = source_side
         return DecoderState(
             hidden=tuple(h.index_select(1, idx) for h in self.hidden),
             feed=self.feed.index_select(0, idx),
-            memory=self.memory.index_select(0, idx),
-            keys=self.keys.index_select(0, idx),
-            mask=self.mask.index_select(0, idx),
+            memory=memory,
+            keys=keys,
+            mask=mask,
         )
 
 

@@ -31,8 +31,10 @@ class FakeState:
     sents: tuple[int, ...]
     prefixes: tuple[tuple[int, ...], ...]
 
-    def index_select(self, idx: Tensor) -> FakeState:
+    def index_select(self, idx: Tensor, same_sources: bool = False) -> FakeState:
         rows = idx.tolist()
+        if same_sources:  # the search's promise: every row keeps its sentence
+            assert [self.sents[i] for i in rows] == list(self.sents)
         return FakeState(tuple(self.sents[i] for i in rows), tuple(self.prefixes[i] for i in rows))
 
 
