@@ -72,7 +72,7 @@ class _GeneratorLoss(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(  # type: ignore[override]
+    def forward(
         ctx: Any,
         hidden: Tensor,
         weight: Tensor,
@@ -102,22 +102,22 @@ class _GeneratorLoss(torch.autograd.Function):
                 lse = torch.logsumexp(z, dim=1, keepdim=True)
                 loss = lse - (1 - smoothing) * z.gather(1, y) - smoothing * z.mean(1, True)
                 total += (loss * real).sum()
-                if not want_grad:
-                    continue
+                if grad_hidden is None or grad_weight is None:
+                    continue  # no gradient wanted
                 dz = z.sub_(lse).exp_()  # softmax, in z's buffer
                 dz.scatter_add_(1, y, torch.full_like(lse, smoothing - 1))
                 dz.sub_(smoothing / vocab).mul_(real)
                 grad_weight += (dz.to(w.dtype).t() @ h).float()
                 if grad_bias is not None:
                     grad_bias += dz.sum(0)
-                grad_hidden[start : start + rows] = dz.to(w.dtype) @ w  # type: ignore[index]
+                grad_hidden[start : start + rows] = dz.to(w.dtype) @ w
         if want_grad:
             ctx.save_for_backward(grad_hidden, grad_weight, grad_bias)
             ctx.weight_dtype = weight.dtype
         return total
 
     @staticmethod
-    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, ...]:  # type: ignore[override]
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, ...]:
         grad_hidden, grad_weight, grad_bias = ctx.saved_tensors
         needs = ctx.needs_input_grad
         return (
