@@ -24,7 +24,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from tqdm import tqdm
 
 from nmt_cli.checkpoint import CheckpointManager, atomic_write_bytes
 from nmt_cli.config import Config, from_dict, load_config
@@ -35,6 +34,7 @@ from nmt_cli.evaluate import score_corpus
 from nmt_cli.loss import generator_loss
 from nmt_cli.model import Seq2Seq, build_model, init_weights
 from nmt_cli.preprocess import EncodedSplit, load_meta
+from nmt_cli.progress import TrainProgress
 from nmt_cli.schedule import LRSchedule
 from nmt_cli.tokenizer import Tokenizer
 from nmt_cli.translate import search_sorted
@@ -451,15 +451,7 @@ class Trainer:
         window_loss = torch.zeros((), device=self.device)
         window_tokens, window_start = 0, time.perf_counter()
         last_valid_seconds = 0.0
-        bar = tqdm(
-            total=t.max_steps,
-            initial=self.step,
-            desc="train",
-            unit="step",
-            dynamic_ncols=True,
-            leave=False,
-            disable=not self.is_main,
-        )
+        bar = TrainProgress(t.max_steps, t.max_minutes, self.step, self._elapsed(), self.is_main)
         try:
             self.model.train()
             batches = self._batches()
@@ -471,14 +463,14 @@ class Trainer:
                 n = sum(b.n_tokens for b in group)
                 window_tokens += n
                 self.train_tokens += n
-                bar.update(1)
+                bar.update(self.step, self._elapsed())
                 if self.step % t.log_every == 0:
                     now = time.perf_counter()
                     self.train_seconds += now - window_start
                     loss = window_loss.item() / max(window_tokens, 1)
                     speed = window_tokens / max(now - window_start, 1e-9)
                     lr = self.optimizer.param_groups[0]["lr"]
-                    bar.set_postfix(loss=f"{loss:.3f}", tok_s=f"{speed:,.0f}", lr=f"{lr:.2e}")
+                    bar.show(loss=f"{loss:.3f}", tok_s=f"{speed:,.0f}", lr=f"{lr:.2e}")
                     log.info("step %d loss %.4f tok/s %.0f lr %.2e", self.step, loss, speed, lr)
                     self._last_loss = loss
                     self._check_bad_steps()
