@@ -240,8 +240,9 @@ def test_beam_beats_greedy() -> None:
     assert beam.tokens == [3]
     assert beam.log_prob == pytest.approx(math.log(0.36))
     assert beam.score == beam.log_prob
-    # Step 1 finishes "b eos" and "a eos"; the best live one (a a: 0.165) cannot beat 0.22.
-    assert model.rows == [2, 2]
+    # One row at the first step (both beams would hold BOS). Step 1 finishes "b eos" (0.36) and
+    # "a eos"; the best live one (b c: 0.324) cannot beat 0.36.
+    assert model.rows == [1, 2]
 
 
 def test_search_goes_on_while_a_live_hypothesis_can_still_win() -> None:
@@ -261,7 +262,7 @@ def test_search_goes_on_while_a_live_hypothesis_can_still_win() -> None:
     assert (best.tokens, second.tokens) == ([3, 4, 0], [3, 4])
     assert best.log_prob == pytest.approx(math.log(0.638 * 0.99 * 0.54 * 0.95), rel=1e-5)
     assert best.tokens == exhaustive(model, 0, 4, alpha=0.0)[0][2]
-    assert model.rows == [2, 2, 2, 2]  # and it stops once nothing live can win
+    assert model.rows == [1, 2, 2, 2]  # and it stops once nothing live can win
 
 
 def test_n_best_sorted_distinct_and_scored() -> None:
@@ -297,7 +298,7 @@ def test_finished_sentences_leave_the_batch() -> None:
     max_lens = [6, 1, 3]
     result = beam_search(model, model.start([0, 1, 2]), 3, 2, BOS, EOS, lengths(max_lens))
     assert [len(hyps[0].tokens) for hyps in result] == max_lens
-    assert model.rows == [6, 6, 4, 4, 2, 2, 2]
+    assert model.rows == [3, 6, 4, 4, 2, 2, 2]  # one row per sentence at the first step
 
     model.rows.clear()
     greedy = greedy_search(model, model.start([0, 1, 2]), 3, BOS, EOS, lengths(max_lens))
