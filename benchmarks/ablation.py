@@ -58,6 +58,17 @@ VARIANTS = [
             preprocess=("--separate-vocab",)),
     Variant("tied-output", "output layer = target embeddings", ("model.tie_output=true",)),
     Variant("lr-0.001", "learning rate 0.002 -> 0.001", ("train.lr=0.001",)),
+    Variant("concat-attention", "Luong concat attention", ("model.attention=concat",)),
+    Variant("unidirectional", "unidirectional encoder (1 x 512)", ("model.bidirectional=false",)),
+    Variant("three-layer-encoder", "3-layer encoder", ("model.enc_layers=3",)),
+    Variant("wider-768", "encoder 2 x 384, decoder 768", ("model.enc_hidden=768",
+            "model.dec_hidden=768")),
+    Variant("dropout-0.2", "dropout 0.3 -> 0.2 (RNN outputs and embeddings)",
+            ("model.dropout=0.2", "model.emb_dropout=0.2")),
+    Variant("reverse-source", "source reversed", ("data.reverse_source=true",)),
+    Variant("vocab-4k", "joint vocabulary 4,000 pieces", preprocess=("--vocab-size", "4000")),
+    Variant("bpe", "BPE instead of unigram pieces", preprocess=("--model-type", "bpe")),
+    Variant("batch-1024", "1,024 target tokens per batch", ("train.batch_tokens=1024",)),
 ]  # fmt: skip
 
 
@@ -181,7 +192,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1, help="CPU threads per variant")
     parser.add_argument("--parallel", type=int, default=2, help="variants trained at once")
     names = [v.name for v in VARIANTS]
-    parser.add_argument("--only", nargs="+", choices=names, default=names[:6])
+    parser.add_argument("--only", nargs="+", choices=names, default=names)
     args = parser.parse_args()
 
     args.out.mkdir(parents=True, exist_ok=True)
