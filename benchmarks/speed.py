@@ -11,7 +11,10 @@ invocation (ours and theirs alternating) and prints the ratios.
 Writes benchmarks/results/speed.json.
 
     python benchmarks/speed.py --data ../shared/data/multi30k [--steps 300] [--peers]
-    python benchmarks/speed.py --translate-only --model RUN --precision fp32,bf16,int8
+    python benchmarks/speed.py --translate-only --model RUN --precision fp32,bf16,int8 [--peers]
+
+Translation side by side needs OpenNMT-py's 20-minute model: after `speed.py --peers`,
+`bash ../shared/peers/onmt/train.sh budget 1200` trains it (continuing its 300-step run).
 """
 
 from __future__ import annotations
@@ -136,20 +139,25 @@ def ours_translate(
     }
 
 
+PEER_SCRIPTS = ROOT.parent / "shared" / "peers"
+# Where ../shared/peers keeps its venvs, runs and logs.
+PEERS_OUT = Path(os.environ.get("PEERS", f"{os.environ.get('TMPDIR', '/tmp')}/nmt-peers"))
+
+
 def peers_train(steps: int) -> dict[str, float]:
-    peers = ROOT.parent / "shared" / "peers"
-    subprocess.run(["bash", str(peers / "onmt" / "prepare.sh")], check=True, capture_output=True)
     subprocess.run(
-        ["bash", str(peers / "onmt" / "train.sh"), "steps", str(steps)],
+        ["bash", str(PEER_SCRIPTS / "onmt" / "prepare.sh")], check=True, capture_output=True
+    )
+    subprocess.run(
+        ["bash", str(PEER_SCRIPTS / "onmt" / "train.sh"), "steps", str(steps)],
         check=True,
         capture_output=True,
     )
-    logs = Path(os.environ.get("PEERS", f"{os.environ.get('TMPDIR', '/tmp')}/nmt-peers")) / "logs"
-    tools = logs.parent / "tools" / "bin" / "python"
+    logs = PEERS_OUT / "logs"
     parsed = subprocess.run(
         [
-            str(tools),
-            str(peers / "common" / "parse_logs.py"),
+            str(PEERS_OUT / "tools" / "bin" / "python"),
+            str(PEER_SCRIPTS / "common" / "parse_logs.py"),
             "onmt",
             str(logs / "onmt_train_steps.log"),
             str(logs / "onmt_train_steps"),
@@ -167,6 +175,34 @@ def peers_train(steps: int) -> dict[str, float]:
         "peak_rss_mib": float(rss.group(1)) if rss else float("nan"),
         "report": parsed,
     }
+
+
+def peers_translate(data: Path) -> dict[str, dict[str, float]] | None:
+    """OpenNMT-py's translate.sh (test_2016_flickr, whole process, batch 64) on the model of its
+    20-minute run (`onmt/train.sh budget 1200`), when there is one."""
+    if not any((PEERS_OUT / "runs" / "onmt" / "budget").glob("model_step_*.pt")):
+        print(
+            "speed.py: no OpenNMT-py 20-minute model, so no translation side by side; "
+            f"`bash {PEER_SCRIPTS}/onmt/train.sh budget 1200` trains one",
+            file=sys.stderr,
+        )
+        return None
+    subprocess.run(
+        ["bash", str(PEER_SCRIPTS / "onmt" / "translate.sh")],
+        check=True,
+        capture_output=True,
+        env={**os.environ, "SRC_DIR": str(data)},
+    )
+    table = {}
+    for name in ("beam5", "greedy"):
+        tag = PEERS_OUT / "logs" / f"onmt_translate_test_2016_flickr_{name}"
+        summary = Path(f"{tag}.summary").read_text()
+        table[name] = {
+            "seconds": float(re.search(r"wall_s=([\d.]+)", summary).group(1)),  # type: ignore[union-attr]
+            "peak_rss_mib": float(re.search(r"largest_proc_MiB=(\d+)", summary).group(1)),  # type: ignore[union-attr]
+            "bleu": float(Path(f"{tag}.bleu").read_text().split()[-1]),
+        }
+    return table
 
 
 def translate_table(
@@ -255,6 +291,9 @@ def main() -> None:
     }
     if args.translate_only:
         results["translate"] = translate_table(args.model, args.data, work, precisions)
+        if args.peers:
+            results["translate_onmt"] = peers_translate(args.data)
+            print_translate_ratios(results)
         path = ROOT / "benchmarks" / "results" / "speed-translate.json"
         path.write_text(json.dumps(results, indent=2, default=str) + "\n")
         return
@@ -271,6 +310,8 @@ def main() -> None:
 
     model = args.model or work / "train-fp32"
     results["translate"] = translate_table(model, args.data, work, precisions)
+    if args.peers:
+        results["translate_onmt"] = peers_translate(args.data)
     four = "Ein Mann.\nZwei Hunde spielen im Schnee.\n\nEine Frau liest ein Buch.\n"
     seconds, _, _ = timed(nmt_cmd("translate", str(model)), stdin=four)
     results["latency_4_lines_s"] = seconds
@@ -284,6 +325,20 @@ def main() -> None:
         fp32 = train["fp32"]["tokens_per_s"] / onmt  # type: ignore[index]
         bf16 = train["bf16"]["tokens_per_s"] / onmt  # type: ignore[index]
         print(f"\ntraining tokens/s vs OpenNMT-py fp32: ours fp32 x{fp32:.2f}, bf16 x{bf16:.2f}")
+        print_translate_ratios(results)
+
+
+def print_translate_ratios(results: dict[str, object]) -> None:
+    theirs = results["translate_onmt"]
+    if not theirs:
+        return
+    for key, row in results["translate"].items():  # type: ignore[attr-defined]
+        peer = theirs[key.split("_")[0]]  # type: ignore[index]
+        print(
+            f"translate {key}: {row['seconds']:.1f} s vs OpenNMT-py {peer['seconds']:.1f} s "
+            f"= x{row['seconds'] / peer['seconds']:.2f} of its time; "
+            f"BLEU {row['bleu']:.2f} vs {peer['bleu']:.2f}"
+        )
 
 
 if __name__ == "__main__":
