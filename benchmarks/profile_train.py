@@ -19,10 +19,10 @@ from pathlib import Path
 import torch
 
 from nmt_cli.config import load_config
+from nmt_cli.corpus import EncodedSplit, load_meta
 from nmt_cli.data import TrainBatches
 from nmt_cli.loss import generator_loss
 from nmt_cli.model import build_model, init_weights
-from nmt_cli.preprocess import EncodedSplit, load_meta
 from nmt_cli.tokenizer import Tokenizer
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -190,7 +190,7 @@ def train(
     """
     with user_errors():
         from nmt_cli.config import load_config
-        from nmt_cli.train import saved_config
+        from nmt_cli.rundir import saved_config
         from nmt_cli.train import train as run
 
         overrides = list(set_ or []) + ([f"train.seed={seed}"] if seed is not None else [])

@@ -15,7 +15,7 @@ import torch
 from torch import Tensor
 from torch.nn.utils.rnn import pad_sequence
 
-from nmt_cli.preprocess import EncodedSplit
+from nmt_cli.corpus import EncodedSplit
 from nmt_cli.tokenizer import BOS_ID, EOS_ID, PAD_ID
 
 

@@ -25,18 +25,19 @@ from typing import Any
 
 import torch
 
-from nmt_cli.checkpoint import CheckpointManager, atomic_write_bytes
-from nmt_cli.config import Config, from_dict, load_config
+from nmt_cli import rundir
+from nmt_cli.checkpoint import CheckpointManager
+from nmt_cli.config import Config
+from nmt_cli.corpus import EncodedSplit, Vocab
 from nmt_cli.data import Batch, TrainBatches, eval_batches
+from nmt_cli.device import resolve_device
 from nmt_cli.distributed import Dist, process_group
-from nmt_cli.errors import CheckpointError, ConfigError, DataError, NmtError
+from nmt_cli.errors import CheckpointError, DataError, NmtError
 from nmt_cli.evaluate import score_corpus
 from nmt_cli.loss import generator_loss
 from nmt_cli.model import Seq2Seq, build_model, init_weights
-from nmt_cli.preprocess import EncodedSplit, load_meta
 from nmt_cli.progress import TrainProgress
 from nmt_cli.schedule import LRSchedule
-from nmt_cli.tokenizer import Tokenizer
 from nmt_cli.translate import search_sorted
 
 log = logging.getLogger(__name__)
@@ -48,48 +49,6 @@ class TrainingInterrupted(NmtError):
     exit_code = 130
 
 
-def resolve_device(name: str) -> torch.device:
-    """auto -> cuda when available, else cpu; an explicit cuda without a GPU is an error."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError("--device cuda: no CUDA device is available (use --device cpu or auto)")
-    if name not in ("cpu",) and not name.startswith("cuda"):
-        raise ConfigError(f"--device: unknown device {name!r}; valid: auto, cpu, cuda, cuda:N")
-    return torch.device(name)
-
-
-@dataclass
-class Vocab:
-    """The tokenizers of a preprocessed data folder."""
-
-    src: Tokenizer
-    tgt: Tokenizer
-    joint: bool
-    src_lang: str
-    tgt_lang: str
-
-    @classmethod
-    def from_data_dir(cls, data_dir: Path) -> Vocab:
-        meta = load_meta(data_dir)
-        return cls(
-            src=Tokenizer.load(data_dir / meta["src_spm"]),
-            tgt=Tokenizer.load(data_dir / meta["tgt_spm"]),
-            joint=meta["joint"],
-            src_lang=meta["src_lang"],
-            tgt_lang=meta["tgt_lang"],
-        )
-
-    def to_state(self) -> dict[str, Any]:
-        return {
-            "src_spm": self.src.model_bytes,
-            "tgt_spm": self.tgt.model_bytes,
-            "joint": self.joint,
-            "src_lang": self.src_lang,
-            "tgt_lang": self.tgt_lang,
-        }
-
-
 @dataclass
 class TrainResult:
     steps: int
@@ -99,15 +58,6 @@ class TrainResult:
     stopped_because: str
     rank: int = 0
     ranks: int = 1
-
-
-def _setup_logging(run_dir: Path) -> logging.Handler:
-    handler = logging.FileHandler(run_dir / "train.log", encoding="utf-8")
-    handler.setFormatter(
-        logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%Y-%m-%d %H:%M:%S")
-    )
-    logging.getLogger("nmt_cli").addHandler(handler)
-    return handler
 
 
 class Trainer:
@@ -133,10 +83,10 @@ class Trainer:
         self.vocab = Vocab.from_data_dir(self.data_dir)
         resume_state = None
         if self.is_main:
-            resume_state = self._check_run_dir(resume, config)
+            resume_state = rundir.resume_state(self.run_dir, resume, config)
         if resume_state is not None:
             try:
-                config = self._merge_resume_config(config, resume_state)
+                rundir.check_resume(config, resume_state, self.vocab, self.data_dir)
             except (KeyError, TypeError) as e:
                 raise CheckpointError(
                     f"{self.run_dir / 'checkpoints'}: incomplete checkpoint (no {e})"
@@ -199,59 +149,12 @@ class Trainer:
             # checkpoint keeps rank 0's generator; a resumed run draws from the step instead.)
             torch.manual_seed(hash((t.seed, self.step, dist.rank)))
         if self.is_main:
-            self._prepare_run_dir()
+            rundir.prepare(self.run_dir, self.config, self.vocab, self.step)
         self._stop_signal: signal.Signals | None = None
         self._bad_run = torch.zeros((), device=self.device)  # consecutive skipped updates
         self._bad_total = torch.zeros((), device=self.device)
 
-    # ---- run folder, resume ------------------------------------------------------------
-    def _check_run_dir(self, resume: bool, config: Config) -> dict[str, Any] | None:
-        """The newest complete checkpoint to resume from (None for a new run).
-
-        After a crash the newest step file may not be `last.pt` yet; `recover` fixes that.
-        """
-        folder = self.run_dir / "checkpoints"
-        if resume:
-            if not folder.is_dir():
-                raise ConfigError(f"--resume: {folder} does not exist (nothing to resume)")
-            manager = CheckpointManager(
-                self.run_dir, config.train.keep_last, config.train.keep_best
-            )
-            state = manager.recover()
-            if state is None:
-                raise ConfigError(f"--resume: no checkpoint in {folder} (nothing to resume)")
-            return state
-        if folder.is_dir() and any(folder.glob("*.pt")):
-            raise ConfigError(
-                f"{self.run_dir} already has checkpoints; use --resume or another --out"
-            )
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        return None
-
-    def _merge_resume_config(self, config: Config, state: dict[str, Any]) -> Config:
-        """Check that a resumed run keeps the checkpoint's data, model and vocabulary.
-
-        The train and decode sections may change (e.g. a larger train.max_steps).
-        """
-        saved = from_dict(state["config"])
-        for section in ("data", "model"):
-            mine, theirs = getattr(config, section).__dict__, getattr(saved, section).__dict__
-            for key in mine:
-                if mine[key] != theirs[key]:
-                    raise ConfigError(
-                        f"--resume: {section}.{key} is {mine[key]!r} but the checkpoint was "
-                        f"trained with {theirs[key]!r}"
-                    )
-        vocab = state["vocab"]
-        if (
-            vocab["src_spm"] != self.vocab.src.model_bytes
-            or vocab["tgt_spm"] != self.vocab.tgt.model_bytes
-        ):
-            raise ConfigError(
-                f"--resume: {self.data_dir} has another vocabulary than the checkpoint"
-            )
-        return config
-
+    # ---- checkpoint state ------------------------------------------------------------------
     def _load_state(self, state: dict[str, Any]) -> None:
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
@@ -265,40 +168,6 @@ class Trainer:
         if torch.cuda.is_available() and state["rng"].get("cuda") is not None:
             torch.cuda.set_rng_state_all(state["rng"]["cuda"])
         log.info("resumed from step %d", self.step)
-
-    def _prepare_run_dir(self) -> None:
-        """Clean up after a killed process, then write config.yaml and the tokenizers.
-
-        Every write is atomic, like the checkpoints: `--resume` reads config.yaml back.
-        """
-        for tmp in self.run_dir.glob(".*.tmp"):  # .NAME.PID.tmp: left by a killed process
-            tmp.unlink(missing_ok=True)
-        self._trim_metrics()
-        config_bytes = self.config.to_yaml().encode()
-        atomic_write_bytes(self.run_dir / "config.yaml", lambda f: f.write(config_bytes))
-        for side, tok in (("src", self.vocab.src), ("tgt", self.vocab.tgt)):
-            name = "spm.model" if self.vocab.joint else f"spm.{side}.model"
-            atomic_write_bytes(self.run_dir / name, lambda f, tok=tok: f.write(tok.model_bytes))
-
-    def _trim_metrics(self) -> None:
-        """Drop metrics rows after the step this run starts from.
-
-        A kill can land between a validation's row and its checkpoint; the resumed run
-        validates that step again, so without this the row would appear twice.
-        """
-        path = self.run_dir / "metrics.jsonl"
-        if not path.is_file():
-            return
-        kept = []
-        for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
-            try:
-                step = json.loads(line)["step"]
-            except (ValueError, KeyError, TypeError):  # e.g. a line cut short by a kill
-                continue
-            if isinstance(step, int) and step <= self.step:
-                kept.append(line + "\n")
-        text = "".join(kept).encode()
-        atomic_write_bytes(path, lambda f: f.write(text))
 
     def _state(self) -> dict[str, Any]:
         return {
@@ -434,7 +303,7 @@ class Trainer:
     def train(self) -> TrainResult:
         """Run until max_steps, max_minutes, early stopping or a signal."""
         t = self.config.train
-        handler = _setup_logging(self.run_dir) if self.is_main else None  # rank 0 logs for all
+        handler = rundir.log_to_file(self.run_dir) if self.is_main else None  # rank 0 logs for all
         old_handlers = {
             s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)
         }
@@ -641,14 +510,6 @@ class Trainer:
         )
         self._save(score)
         return improved
-
-
-def saved_config(run_dir: Path) -> Config:
-    """The resolved config of an existing run: the base that `--resume` overrides apply to."""
-    path = Path(run_dir) / "config.yaml"
-    if not path.is_file():
-        raise ConfigError(f"--resume: {path} does not exist (nothing to resume)")
-    return load_config(path)
 
 
 def train(

@@ -21,6 +21,7 @@ from torch import Tensor
 from nmt_cli.checkpoint import load_checkpoint, resolve_checkpoint
 from nmt_cli.config import Config, DecodeConfig, from_dict
 from nmt_cli.data import make_source_batch
+from nmt_cli.device import resolve_device
 from nmt_cli.errors import CheckpointError
 from nmt_cli.model import Seq2Seq, build_model
 from nmt_cli.precision import apply_precision, check_precision, search_context
@@ -179,12 +180,7 @@ class Translator:
         """
         from nmt_cli.ensemble import Ensemble
 
-        if device == "cpu":  # importing nmt_cli.train costs ~0.1 s of start-up
-            target = torch.device("cpu")
-        else:
-            from nmt_cli.train import resolve_device
-
-            target = resolve_device(device)
+        target = resolve_device(device)
         check_precision(precision, target)  # before the slow part
         names = [checkpoint] if isinstance(checkpoint, str) else list(checkpoint)
         models, first = [], None

@@ -10,9 +10,9 @@ from types import SimpleNamespace
 import pytest
 import torch
 
+from nmt_cli.corpus import EncodedSplit
 from nmt_cli.data import TrainBatches
 from nmt_cli.distributed import PeerLostError, job_failure, process_group, without_nproc
-from nmt_cli.preprocess import EncodedSplit
 from nmt_cli.train import TrainingInterrupted
 
 

@@ -1,0 +1,115 @@
+"""The run folder of `nmt train`: new or resumed, its files, and what a resume may change.
+
+A run folder holds `config.yaml` (resolved), the tokenizer(s), `train.log`, `metrics.jsonl`
+and `checkpoints/` (see `CheckpointManager`). Every file is written atomically, like the
+checkpoints, because `--resume` reads them back.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+from nmt_cli.checkpoint import CheckpointManager, atomic_write_bytes
+from nmt_cli.config import Config, from_dict, load_config
+from nmt_cli.corpus import Vocab
+from nmt_cli.errors import ConfigError
+
+
+def saved_config(run_dir: Path) -> Config:
+    """The resolved config of an existing run: the base that `--resume` overrides apply to."""
+    path = Path(run_dir) / "config.yaml"
+    if not path.is_file():
+        raise ConfigError(f"--resume: {path} does not exist (nothing to resume)")
+    return load_config(path)
+
+
+def resume_state(run_dir: Path, resume: bool, config: Config) -> dict[str, Any] | None:
+    """The newest complete checkpoint to resume from, or None for a new run (folder created).
+
+    After a crash the newest step file may not be `last.pt` yet; `recover` fixes that.
+    A new run refuses a folder that already has checkpoints.
+    """
+    folder = run_dir / "checkpoints"
+    if resume:
+        if not folder.is_dir():
+            raise ConfigError(f"--resume: {folder} does not exist (nothing to resume)")
+        manager = CheckpointManager(run_dir, config.train.keep_last, config.train.keep_best)
+        state = manager.recover()
+        if state is None:
+            raise ConfigError(f"--resume: no checkpoint in {folder} (nothing to resume)")
+        return state
+    if folder.is_dir() and any(folder.glob("*.pt")):
+        raise ConfigError(f"{run_dir} already has checkpoints; use --resume or another --out")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    return None
+
+
+def check_resume(config: Config, state: dict[str, Any], vocab: Vocab, data_dir: Path) -> None:
+    """A resumed run must keep the checkpoint's data, model and vocabulary.
+
+    The train and decode sections may change (e.g. a larger train.max_steps).
+    """
+    saved = from_dict(state["config"])
+    for section in ("data", "model"):
+        mine, theirs = getattr(config, section).__dict__, getattr(saved, section).__dict__
+        for key in mine:
+            if mine[key] != theirs[key]:
+                raise ConfigError(
+                    f"--resume: {section}.{key} is {mine[key]!r} but the checkpoint was "
+                    f"trained with {theirs[key]!r}"
+                )
+    saved_vocab = state["vocab"]
+    if (saved_vocab["src_spm"], saved_vocab["tgt_spm"]) != (
+        vocab.src.model_bytes,
+        vocab.tgt.model_bytes,
+    ):
+        raise ConfigError(f"--resume: {data_dir} has another vocabulary than the checkpoint")
+
+
+def prepare(run_dir: Path, config: Config, vocab: Vocab, step: int) -> None:
+    """Clean up after a killed process, then write config.yaml and the tokenizers.
+
+    `step` is the step the run starts from (0 for a new run).
+    """
+    for tmp in run_dir.glob(".*.tmp"):  # .NAME.PID.tmp: left by a killed process
+        tmp.unlink(missing_ok=True)
+    trim_metrics(run_dir, step)
+    config_bytes = config.to_yaml().encode()
+    atomic_write_bytes(run_dir / "config.yaml", lambda f: f.write(config_bytes))
+    for side, tok in (("src", vocab.src), ("tgt", vocab.tgt)):
+        name = "spm.model" if vocab.joint else f"spm.{side}.model"
+        atomic_write_bytes(run_dir / name, lambda f, tok=tok: f.write(tok.model_bytes))
+
+
+def trim_metrics(run_dir: Path, step: int) -> None:
+    """Drop metrics rows after `step`, the step this run starts from.
+
+    A kill can land between a validation's row and its checkpoint; the resumed run
+    validates that step again, so without this the row would appear twice.
+    """
+    path = run_dir / "metrics.jsonl"
+    if not path.is_file():
+        return
+    kept = []
+    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+        try:
+            row_step = json.loads(line)["step"]
+        except (ValueError, KeyError, TypeError):  # e.g. a line cut short by a kill
+            continue
+        if isinstance(row_step, int) and row_step <= step:
+            kept.append(line + "\n")
+    text = "".join(kept).encode()
+    atomic_write_bytes(path, lambda f: f.write(text))
+
+
+def log_to_file(run_dir: Path) -> logging.Handler:
+    """Send the nmt_cli logs to RUN/train.log too; the caller removes the handler at the end."""
+    handler = logging.FileHandler(run_dir / "train.log", encoding="utf-8")
+    handler.setFormatter(
+        logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%Y-%m-%d %H:%M:%S")
+    )
+    logging.getLogger("nmt_cli").addHandler(handler)
+    return handler
