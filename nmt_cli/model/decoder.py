@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import Tensor, nn
@@ -19,9 +19,25 @@ from torch import Tensor, nn
 from nmt_cli.model.attention import Attention
 from nmt_cli.model.dropout import Dropout
 from nmt_cli.model.encoder import RNNState
+from nmt_cli.model.step_weight import StepWeight
 from nmt_cli.tokenizer import PAD_ID
 
 CELLS: dict[str, Any] = {"lstm": nn.LSTMCell, "gru": nn.GRUCell, "rnn": nn.RNNCell}
+
+
+@dataclass(frozen=True)
+class StepWeights:
+    """The decoder's per-step weights for one teacher-forced pass (see `StepWeight`).
+
+    Attributes:
+        cells: per layer, [W_ih W_hh] side by side (gates x (input + hidden)), for one matmul
+            of [x; h] per step, and b_ih + b_hh. None for GRU cells, whose candidate gate
+            needs W_hh h apart.
+        out: the attentional output layer's weight.
+    """
+
+    cells: list[tuple[StepWeight, Tensor]] | None
+    out: StepWeight
 
 
 @dataclass(frozen=True)
@@ -96,7 +112,7 @@ class Decoder(nn.Module):
             CELLS[cell](input_size if i == 0 else hidden_size, hidden_size)
             for i in range(num_layers)
         )
-        self.is_lstm = cell == "lstm"
+        self.cell_kind = cell
         self.dropout = Dropout(dropout)
         self.out = nn.Linear(hidden_size + memory_size, output_size, bias=False)
 
@@ -108,13 +124,16 @@ class Decoder(nn.Module):
         return DecoderState(hidden=hidden, feed=feed, memory=memory, keys=keys, mask=mask)
 
     def step(
-        self, embedded: Tensor, state: DecoderState
+        self, embedded: Tensor, state: DecoderState, weights: StepWeights | None = None
     ) -> tuple[Tensor, DecoderState, Tensor | None]:
         """One decoder step.
 
         Args:
             embedded: N x E embeddings of the previous output tokens.
             state: the state for the same N rows.
+            weights: in a teacher-forced pass, the per-step weights of this pass (the same
+                computation, with one weight-gradient matmul per sequence instead of one per
+                step); None calls the modules (search, validation, quantized models).
 
         Returns:
             the attentional vector N x O (after dropout), the new state, and the
@@ -124,29 +143,45 @@ class Decoder(nn.Module):
         if self.input_feeding:
             inputs.append(state.feed)
         if self.attend_before:  # Bahdanau: query with the previous top hidden state
-            context, weights = self.attention(
+            context, attention = self.attention(
                 state.hidden[0][-1], state.keys, state.memory, state.mask
             )
             inputs.append(context)
-        hidden = self._recur(torch.cat(inputs, dim=-1), state.hidden)
+        hidden = self._recur(torch.cat(inputs, dim=-1), state.hidden, weights)
         top = hidden[0][-1]  # N x Hd
         if not self.attend_before:
-            context, weights = self.attention(top, state.keys, state.memory, state.mask)
-        attentional = self.dropout(torch.tanh(self.out(torch.cat([top, context], dim=-1))))
-        return attentional, replace(state, hidden=hidden, feed=attentional), weights  # N x O
+            context, attention = self.attention(top, state.keys, state.memory, state.mask)
+        out = self.out if weights is None else weights.out
+        attentional = self.dropout(torch.tanh(out(torch.cat([top, context], dim=-1))))
+        return attentional, replace(state, hidden=hidden, feed=attentional), attention  # N x O
 
-    def _recur(self, x: Tensor, hidden: RNNState) -> RNNState:
+    def _recur(self, x: Tensor, hidden: RNNState, weights: StepWeights | None) -> RNNState:
         """Run the stacked cells one step. x: N x I; hidden: each layers x N x Hd."""
         new: list[tuple[Tensor, ...]] = []
         for i, cell in enumerate(self.cells):
-            if self.is_lstm:
-                h, c = cell(x, (hidden[0][i], hidden[1][i]))
-                new.append((h, c))
+            previous = tuple(part[i] for part in hidden)  # each N x Hd
+            if weights is None or weights.cells is None:
+                lstm = self.cell_kind == "lstm"
+                out = cell(x, previous if lstm else previous[0])
+                new.append(out if lstm else (out,))
             else:
-                h = cell(x, hidden[0][i])
-                new.append((h,))
-            x = self.dropout(h) if i + 1 < len(self.cells) else h
+                weight, bias = weights.cells[i]
+                new.append(_cell_step(self.cell_kind, weight, bias, x, previous))
+            x = self.dropout(new[-1][0]) if i + 1 < len(self.cells) else new[-1][0]
         return tuple(torch.stack(parts) for parts in zip(*new, strict=True))
+
+    def step_weights(self) -> StepWeights:
+        """The per-step weights for one teacher-forced pass (built once per batch)."""
+        cells = None
+        if self.cell_kind != "gru":
+            cells = [
+                (
+                    StepWeight(torch.cat([cell.weight_ih, cell.weight_hh], dim=1)),
+                    cell.bias_ih + cell.bias_hh,
+                )
+                for cell in cast("list[nn.RNNCellBase]", list(self.cells))
+            ]
+        return StepWeights(cells=cells, out=StepWeight(self.out.weight))
 
     def forward(self, tgt_in: Tensor, state: DecoderState) -> tuple[Tensor, list[Tensor | None]]:
         """Teacher forcing over a whole target prefix.
@@ -159,13 +194,14 @@ class Decoder(nn.Module):
             B x T x O attentional vectors and the per-step attention weights.
         """
         embedded = self.embedding(tgt_in)  # B x T x E
+        weights = self.step_weights() if torch.is_grad_enabled() else None
         outputs, attention = [], []
         # unbind, not embedded[:, t]: its backward stacks all steps' gradients at once instead
         # of writing each step's gradient into a fresh B x T x E zero tensor.
         for embedded_t in embedded.unbind(1):
-            out, state, weights = self.step(embedded_t, state)
+            out, state, step_attention = self.step(embedded_t, state, weights)
             outputs.append(out)
-            attention.append(weights)
+            attention.append(step_attention)
         return torch.stack(outputs, dim=1), attention
 
     def forward_sampled(
@@ -207,3 +243,19 @@ class Decoder(nn.Module):
             outputs.append(out)
             attention.append(weights)
         return torch.stack(outputs, dim=1), attention  # B x T x O
+
+
+def _cell_step(
+    kind: str, weight: StepWeight, bias: Tensor, x: Tensor, state: tuple[Tensor, ...]
+) -> tuple[Tensor, ...]:
+    """What nn.LSTMCell / nn.RNNCell (tanh) compute, with `weight` = [W_ih W_hh], `bias` =
+    b_ih + b_hh, and PyTorch's gate order (i, f, g, o).
+
+    x: N x I; state: (h, c) for an LSTM, (h,) for a plain RNN, each N x H.
+    """
+    gates = weight(torch.cat([x, state[0].to(x.dtype)], dim=-1)) + bias  # N x (gates * H)
+    if kind == "lstm":
+        i, f, g, o = gates.chunk(4, dim=1)  # N x H each
+        c = torch.sigmoid(f) * state[1] + torch.sigmoid(i) * torch.tanh(g)
+        return torch.sigmoid(o) * torch.tanh(c), c
+    return (torch.tanh(gates),)

@@ -127,3 +127,32 @@ def test_teacher_forcing_equals_stepwise_decoding() -> None:
         _, stepwise, _ = decode_teacher_forced(model, [src[0], src[1, :2]], targets)
     torch.testing.assert_close(forced[0], stepwise[0], atol=1e-5, rtol=0)
     torch.testing.assert_close(forced[1, :2], stepwise[1, :2], atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("changes", CASES, ids=lambda c: ",".join(f"{k}={v}" for k, v in c.items()))
+def test_one_weight_gradient_per_sequence_equals_one_per_step(
+    changes: dict, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Teacher forcing with gradients uses StepWeights; the modules (nn.LSTMCell, nn.Linear)
+    # compute the same outputs and gradients one step at a time.
+    model = small_model(**changes).train()
+    src, mask, lengths = make_source_batch([torch.tensor([5, 6, 7, 8]), torch.tensor([9, 10])])
+    tgt_in = torch.tensor([[BOS_ID, 4, 5, 6], [BOS_ID, 7, 8, 0]])
+    upstream = torch.randn(
+        2, 4, model.decoder.output_size, generator=torch.Generator().manual_seed(3)
+    )
+
+    def outputs_and_grads() -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        model.zero_grad(set_to_none=True)
+        outputs = model(src, mask, lengths, tgt_in)
+        (outputs * upstream).sum().backward()
+        grads = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+        return outputs.detach(), grads
+
+    deferred, deferred_grads = outputs_and_grads()
+    monkeypatch.setattr(model.decoder, "step_weights", lambda: None)
+    per_step, per_step_grads = outputs_and_grads()
+    torch.testing.assert_close(deferred, per_step, atol=1e-5, rtol=1e-5)
+    assert deferred_grads.keys() == per_step_grads.keys()
+    for name, grad in per_step_grads.items():
+        torch.testing.assert_close(deferred_grads[name], grad, atol=1e-5, rtol=1e-4, msg=name)

@@ -1,0 +1,74 @@
+"""A weight used at every step of a recurrence, whose gradient is one matmul for all steps.
+
+Autograd computes a per-step matmul's weight gradient at every step: a (out x N) @ (N x in)
+product with a small inner size N (the batch), added into a full-size gradient buffer. With
+~25 decoder steps per batch that is 25 inefficient products and 25 read-modify-writes of
+every weight gradient (12 MB per step for the peer workload's decoder). Here each step's
+backward computes only the input gradient and keeps (input, output gradient); when every step
+is done, autograd reaches the weight's own node, which computes the gradient as one product
+over all steps at once: the same sum, in one efficient matmul.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor
+
+Pairs = list[tuple[Tensor, Tensor]]  # per step: (input N x in, output gradient N x out)
+
+
+class StepWeight:
+    """`weight` (out x in) for one forward pass over a sequence: `step_weight(x)` = x W^T.
+
+    Without gradients (inference, validation) it is a plain matmul.
+    """
+
+    def __init__(self, weight: Tensor) -> None:
+        self.pairs: Pairs = []
+        self.deferred = torch.is_grad_enabled() and weight.requires_grad
+        self.weight = _Gather.apply(weight, self.pairs) if self.deferred else weight
+
+    def __call__(self, x: Tensor) -> Tensor:
+        """x: N x in -> N x out, in the autocast dtype when autocast is on."""
+        if not self.deferred:
+            return torch.nn.functional.linear(x, self.weight)
+        return _StepMatmul.apply(x, self.weight, self.pairs)
+
+
+class _Gather(torch.autograd.Function):
+    """Identity on the weight; its backward (after all steps') is the one gradient matmul."""
+
+    @staticmethod
+    def forward(ctx: Any, weight: Tensor, pairs: Pairs) -> Tensor:
+        ctx.pairs, ctx.dtype = pairs, weight.dtype
+        ctx.set_materialize_grads(False)  # every step returns no weight gradient
+        return weight.view_as(weight)
+
+    @staticmethod
+    def backward(ctx: Any, _: Tensor | None) -> tuple[Tensor | None, None]:
+        pairs: Pairs = ctx.pairs
+        if not pairs:
+            return None, None
+        inputs = torch.cat([x for x, _ in pairs])  # (steps * N) x in
+        grads = torch.cat([g for _, g in pairs])  # (steps * N) x out
+        pairs.clear()
+        return (grads.t() @ inputs.to(grads.dtype)).to(ctx.dtype), None
+
+
+class _StepMatmul(torch.autograd.Function):
+    """x W^T whose backward returns the input gradient and leaves the weight's to `_Gather`."""
+
+    @staticmethod
+    def forward(ctx: Any, x: Tensor, weight: Tensor, pairs: Pairs) -> Tensor:
+        out = torch.nn.functional.linear(x, weight)  # autocast applies here
+        ctx.save_for_backward(x.to(out.dtype), weight)
+        ctx.pairs = pairs
+        return out
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, None, None]:
+        x, weight = ctx.saved_tensors
+        ctx.pairs.append((x, grad))
+        return grad @ weight.to(grad.dtype), None, None
