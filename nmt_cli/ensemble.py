@@ -23,8 +23,8 @@ class EnsembleState:
 
     states: tuple[DecoderState, ...]
 
-    def index_select(self, idx: Tensor, same_sources: bool = False) -> EnsembleState:
-        return EnsembleState(tuple(s.index_select(idx, same_sources) for s in self.states))
+    def index_select(self, rows: Tensor, sources: Tensor | None = None) -> EnsembleState:
+        return EnsembleState(tuple(s.index_select(rows, sources) for s in self.states))
 
 
 class Ensemble(nn.Module):

@@ -4,9 +4,10 @@ The search never looks inside the model. It feeds the previous tokens and the de
 `step`, and asks the state to repeat, reorder or drop rows with `index_select`. Sentences that
 finish leave the batch, so later steps only pay for the sentences still being decoded.
 
-Host syncs: `int(max_lengths.max())` once per call, then one small `nonzero` per step (which
-sentences are still live), and the results are copied to the CPU once, at the end. Finished
-hypotheses stay on the device: each step merges the new ones into a fixed-size top-k per sentence.
+Host syncs: the longest (in beam search also the shortest) max length once per call, then one
+small `nonzero` per step (which sentences are still live), and the results are copied to the
+CPU once, at the end. Finished hypotheses stay on the device: each step merges the new ones
+into a fixed-size top-k per sentence.
 Beam search stores only a token, a back-pointer and an attention row per beam and step, and
 rebuilds the final sequences once, at the end.
 """
@@ -24,14 +25,18 @@ _S = TypeVar("_S", bound="SearchState")
 
 
 class SearchState(Protocol):
-    """Decoder state for N rows (sentences or beam hypotheses)."""
+    """Decoder state for N rows (sentences or beam hypotheses) over B source rows.
 
-    def index_select(self: _S, idx: Tensor, same_sources: bool = False) -> _S:
-        """Returns the state for rows `idx` (N' long) of this one, repeats allowed.
+    What depends on the source alone (encoder states) has one row per live sentence, shared by
+    N / B consecutive decoder rows: 1 in greedy search and at the first beam step, k after it.
+    """
 
-        `same_sources=True` promises that new row i comes from a row with the same source
-        sentence as old row i (beams reordered within their sentences), so what depends on the
-        source alone (encoder states) can stay as it is.
+    def index_select(self: _S, rows: Tensor, sources: Tensor | None = None) -> _S:
+        """Returns the state for decoder rows `rows` (N' long, repeats allowed) and source rows
+        `sources` (B' long; None keeps all B) of this one.
+
+        The caller promises that N' is a multiple of B' and that new rows i*N'/B' ... (i+1)*N'/B'
+        - 1 come from rows of source row `sources[i]` (of row i when `sources` is None).
         """
         ...
 
@@ -132,7 +137,7 @@ def greedy_search(
         if keep.numel() == 0:
             break
         if keep.numel() < best.numel():
-            state = state.index_select(keep)
+            state = state.index_select(keep, keep)
             alive, limit, total, best = alive[keep], limit[keep], total[keep], best[keep]
         prev = best
     hyps = _to_hypotheses(
@@ -165,8 +170,8 @@ def beam_search(
     the k best candidates that do not end in eos form the next beam. Each beam has one eos
     candidate, so finished hypotheses never shrink the beam (as in fairseq). At the first step
     every beam would hold the same prefix, so the step runs once per sentence and its candidates
-    fill beam 0 (the state grows to k rows per sentence after it). With k = 1 this takes exactly
-    greedy search's choices.
+    fill beam 0 (the state grows to k rows per sentence after it; the k rows share one copy of
+    the sentence's encoder states). With k = 1 this takes exactly greedy search's choices.
 
     Early stopping: a sentence is done when it has k finished hypotheses and its best live
     hypothesis, normalized as if it ended at its current length, scores no better than the worst
@@ -202,7 +207,8 @@ def beam_search(
     if batch_size == 0:
         return []
     k, device = beam_size, max_lengths.device
-    max_steps = int(max_lengths.max()) + 1  # host sync, once
+    shortest, longest = torch.aminmax(max_lengths)
+    first_forced, max_steps = int(shortest), int(longest) + 1  # host syncs, once
     # Row n*width + j of the state is beam j of live sentence n: width is 1 at the first step
     # (one row per sentence), k after it.
     width = 1
@@ -230,8 +236,10 @@ def beam_search(
         forced = t >= limit  # N
         # N x k x V (at width 1, beams 1.. get -inf from their scores)
         cand = beam_scores.unsqueeze(2) + log_probs.float().reshape(n, width, vocab)
-        not_eos = torch.arange(vocab, device=device) != eos_id
-        cand = cand.masked_fill_(forced.view(n, 1, 1) & not_eos, float("-inf")).view(n, -1)
+        if t >= first_forced:  # before it no sentence is at its max length
+            not_eos = torch.arange(vocab, device=device) != eos_id
+            cand.masked_fill_(forced.view(n, 1, 1) & not_eos, float("-inf"))
+        cand = cand.view(n, -1)
         top_scores, top_idx = cand.topk(2 * k, dim=1)  # N x 2k, best first
         top_beams = torch.div(top_idx, vocab, rounding_mode="floor")
         top_tokens = top_idx % vocab
@@ -268,12 +276,14 @@ def beam_search(
             break
         # N x k state rows (a -inf candidate of a beam that does not exist yet maps to beam 0)
         rows = parents.clamp(max=width - 1) + width * torch.arange(n, device=device).unsqueeze(1)
+        sources = None
         if keep.numel() < n:
             rows, tokens, beam_scores = rows[keep], tokens[keep], beam_scores[keep]
             alive, limit = alive[keep], limit[keep]
             fin_scores, fin_log_probs = fin_scores[keep], fin_log_probs[keep]
             fin_steps, fin_beams = fin_steps[keep], fin_beams[keep]
-        state = state.index_select(rows.view(-1), same_sources=width == k and keep.numel() == n)
+            sources = keep
+        state = state.index_select(rows.view(-1), sources)
         prev, width = tokens.view(-1), k
 
     steps_run = t + 1

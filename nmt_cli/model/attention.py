@@ -2,8 +2,11 @@
 
 Each attention splits its work in two: `keys(memory)` runs once per sentence (the part of the
 score that depends only on the encoder states), and `forward(query, keys, memory, mask)` runs
-at every decoder step. Padding gets exactly zero weight. `NoAttention` is the plain
-fixed-context seq2seq: every step sees the same vector, the encoder's final summary.
+at every decoder step. Padding gets exactly zero weight. Several queries may share one source
+row (the k beams of a sentence in beam search): N queries against B source rows are read as B
+groups of N / B consecutive queries, so the encoder states are never copied k times.
+`NoAttention` is the plain fixed-context seq2seq: every step sees the same vector, the
+encoder's final summary.
 """
 
 from __future__ import annotations
@@ -16,12 +19,14 @@ def masked_softmax(scores: Tensor, mask: Tensor) -> Tensor:
     """Softmax over source positions with padding at exactly 0.
 
     Args:
-        scores: B x S raw scores.
+        scores: B x S raw scores (or B x G x S: G queries per source row).
         mask: B x S bool, True = real token (every row has at least one).
 
     Returns:
-        B x S weights summing to 1 over the real tokens.
+        Weights shaped like `scores`, summing to 1 over the real tokens.
     """
+    if scores.dim() == 3:
+        mask = mask.unsqueeze(1)
     return torch.softmax(scores.masked_fill(~mask, float("-inf")), dim=-1)
 
 
@@ -40,7 +45,7 @@ class Attention(nn.Module):
         return memory
 
     def score(self, query: Tensor, keys: Tensor) -> Tensor:
-        """query: B x Hd, keys: B x S x K -> scores B x S."""
+        """query: B x G x Hd (G queries per source row), keys: B x S x K -> scores B x G x S."""
         raise NotImplementedError
 
     def forward(
@@ -49,27 +54,30 @@ class Attention(nn.Module):
         """One step of attention.
 
         Args:
-            query: B x Hd decoder state.
+            query: N x Hd decoder states, N a multiple of B: rows g*G ... g*G + G - 1
+                (G = N / B) attend to source row g.
             keys: B x S x K, from `keys(memory)`.
             memory: B x S x He encoder states (the values).
             mask: B x S bool, True = real token.
 
         Returns:
-            context B x He and weights B x S.
+            context N x He and weights N x S.
         """
-        weights = masked_softmax(self.score(query, keys), mask)
-        context = torch.bmm(weights.unsqueeze(1), memory).squeeze(1)  # B x He
-        return context, weights
+        batch, n = keys.size(0), query.size(0)
+        grouped = query.view(batch, n // batch, query.size(-1))  # B x G x Hd
+        weights = masked_softmax(self.score(grouped, keys), mask)  # B x G x S
+        context = torch.bmm(weights, memory)  # B x G x He
+        return context.view(n, -1), weights.view(n, -1)
 
 
 class DotAttention(Attention):
     """Luong dot: score = h_t . h_s (needs equal encoder and decoder sizes)."""
 
     def score(self, query: Tensor, keys: Tensor) -> Tensor:
-        return torch.bmm(keys, query.unsqueeze(2)).squeeze(2)
+        return torch.bmm(keys, query.transpose(1, 2)).transpose(1, 2)
 
 
-class GeneralAttention(Attention):
+class GeneralAttention(DotAttention):
     """Luong general (bilinear): score = h_t^T W h_s; W h_s is computed once per sentence."""
 
     def __init__(self, query_size: int, memory_size: int, hidden_size: int) -> None:
@@ -77,10 +85,7 @@ class GeneralAttention(Attention):
         self.proj = nn.Linear(memory_size, query_size, bias=False)
 
     def keys(self, memory: Tensor, summary: Tensor) -> Tensor:
-        return self.proj(memory)  # B x S x Hd
-
-    def score(self, query: Tensor, keys: Tensor) -> Tensor:
-        return torch.bmm(keys, query.unsqueeze(2)).squeeze(2)
+        return self.proj(memory)  # B x S x Hd: the dot score against W h_s
 
 
 class AdditiveAttention(Attention):
@@ -96,8 +101,8 @@ class AdditiveAttention(Attention):
         return self.key_proj(memory)  # B x S x A
 
     def score(self, query: Tensor, keys: Tensor) -> Tensor:
-        hidden = torch.tanh(keys + self.query_proj(query).unsqueeze(1))  # B x S x A
-        return self.v(hidden).squeeze(2)
+        hidden = torch.tanh(keys.unsqueeze(1) + self.query_proj(query).unsqueeze(2))  # BxGxSxA
+        return self.v(hidden).squeeze(3)
 
 
 class NoAttention(Attention):
@@ -113,7 +118,8 @@ class NoAttention(Attention):
     def forward(
         self, query: Tensor, keys: Tensor, memory: Tensor, mask: Tensor
     ) -> tuple[Tensor, Tensor | None]:
-        return keys, None
+        group = query.size(0) // keys.size(0)
+        return (keys if group == 1 else keys.repeat_interleave(group, dim=0)), None
 
 
 ATTENTION: dict[str, type[Attention]] = {

@@ -47,10 +47,11 @@ class DecoderState:
     Attributes:
         hidden: recurrent state, each tensor layers x N x Hd ((h, c) for LSTM).
         feed: N x O previous attentional vector (zeros at the first step).
-        memory: N x S x He encoder states.
-        keys: attention keys from `Attention.keys` (N x S x K), or the N x He fixed
+        memory: B x S x He encoder states, B dividing N: the source side has one row per
+            sentence, shared by N / B consecutive rows (a sentence's beams in beam search).
+        keys: attention keys from `Attention.keys` (B x S x K), or the B x He fixed
             context for `attention: none`.
-        mask: N x S bool, True = real source token.
+        mask: B x S bool, True = real source token.
     """
 
     hidden: RNNState
@@ -59,22 +60,20 @@ class DecoderState:
     keys: Tensor
     mask: Tensor
 
-    def index_select(self, idx: Tensor, same_sources: bool = False) -> DecoderState:
-        """Keep / repeat rows `idx` (N' long): beam expansion, reordering, dropping finished.
+    def index_select(self, rows: Tensor, sources: Tensor | None = None) -> DecoderState:
+        """Decoder rows `rows` and source rows `sources` (None: all) of this state.
 
-        With `same_sources` (beams reordered within their sentences) the encoder side is
-        already right row by row, and copying it every step would cost more than the step's
-        attention.
+        Beam expansion and reordering keep the source side as it is (k beams share one copy of
+        their sentence's encoder states); dropping finished sentences selects their rows.
         """
-        source_side = (
+        memory, keys, mask = (
             (self.memory, self.keys, self.mask)
-            if same_sources
-            else (t.index_select(0, idx) for t in (self.memory, self.keys, self.mask))
+            if sources is None
+            else (t.index_select(0, sources) for t in (self.memory, self.keys, self.mask))
         )
-        memory, keys, mask = source_side
         return DecoderState(
-            hidden=tuple(h.index_select(1, idx) for h in self.hidden),
-            feed=self.feed.index_select(0, idx),
+            hidden=tuple(h.index_select(1, rows) for h in self.hidden),
+            feed=self.feed.index_select(0, rows),
             memory=memory,
             keys=keys,
             mask=mask,

@@ -12,7 +12,8 @@ from nmt_cli.data import make_source_batch
 from nmt_cli.model import build_model, init_weights
 from nmt_cli.model.attention import masked_softmax
 from nmt_cli.model.seq2seq import reverse_padded
-from nmt_cli.tokenizer import BOS_ID
+from nmt_cli.search import Hypothesis, beam_search
+from nmt_cli.tokenizer import BOS_ID, EOS_ID
 
 SMALL = ModelConfig(
     emb_size=16, enc_hidden=24, dec_hidden=24, attn_hidden=12, dropout=0.0, emb_dropout=0.0
@@ -92,6 +93,40 @@ def test_reverse_padded_keeps_padding_in_place() -> None:
     src = torch.tensor([[5, 6, 7, 0], [8, 9, 0, 0]])
     out = reverse_padded(src, torch.tensor([3, 2]))
     assert out.tolist() == [[7, 6, 5, 0], [9, 8, 0, 0]]
+
+
+@pytest.mark.parametrize("changes", CASES, ids=lambda c: ",".join(f"{k}={v}" for k, v in c.items()))
+def test_batched_beam_search_equals_sentence_by_sentence(changes: dict) -> None:
+    """The k beams of a sentence share its encoder states, and finished sentences leave the
+    batch at different steps: a row that read another sentence's states would change its
+    output."""
+    model = small_model(**changes)
+    with torch.no_grad():  # eos rarely ranks first, so most sentences run to their max length
+        model.generator.bias[EOS_ID] -= 3.0
+    torch.manual_seed(2)
+    sources = [torch.randint(4, 30, (n,)) for n in (5, 2, 8, 4)]
+    max_lengths = [6, 3, 9, 5]
+
+    def search(batch: list[int]) -> list[list[Hypothesis]]:
+        src, mask, lengths = make_source_batch([sources[i] for i in batch])
+        state = model.encode(src, mask, lengths)
+        limits = torch.tensor([max_lengths[i] for i in batch])
+        return beam_search(model.decode_step, state, len(batch), 3, BOS_ID, EOS_ID, limits, 1.0, 3)
+
+    with torch.no_grad():
+        batched = search([0, 1, 2, 3])
+        for i, hyps in enumerate(batched):
+            alone = search([i])[0]
+            assert [h.tokens for h in hyps] == [h.tokens for h in alone]
+            for h_batched, h_alone in zip(hyps, alone, strict=True):
+                assert h_batched.score == pytest.approx(h_alone.score, abs=1e-5)
+                if h_alone.attention is not None:
+                    assert h_batched.attention is not None
+                    s = len(sources[i])
+                    torch.testing.assert_close(
+                        h_batched.attention[:, :s], h_alone.attention, atol=1e-5, rtol=0
+                    )
+    assert len({len(hyps[0].tokens) for hyps in batched}) > 1  # they finish at different steps
 
 
 def test_log_probs_are_normalized_and_shapes_hold() -> None:

@@ -26,16 +26,27 @@ Dist = Callable[[int, tuple[int, ...]], Tensor]  # (sentence, prefix with bos) -
 
 @dataclass(frozen=True)
 class FakeState:
-    """Per row: the sentence (selects its table) and the tokens fed so far, bos first."""
+    """Per row: the sentence (selects its table) and the tokens fed so far, bos first; per
+    source row: its sentence, shared by len(sents) / len(sources) consecutive rows."""
 
     sents: tuple[int, ...]
     prefixes: tuple[tuple[int, ...], ...]
+    sources: tuple[int, ...]
 
-    def index_select(self, idx: Tensor, same_sources: bool = False) -> FakeState:
-        rows = idx.tolist()
-        if same_sources:  # the search's promise: every row keeps its sentence
-            assert [self.sents[i] for i in rows] == list(self.sents)
-        return FakeState(tuple(self.sents[i] for i in rows), tuple(self.prefixes[i] for i in rows))
+    def index_select(self, rows: Tensor, sources: Tensor | None = None) -> FakeState:
+        kept = self.sources if sources is None else tuple(self.sources[i] for i in sources.tolist())
+        new = FakeState(
+            tuple(self.sents[i] for i in rows.tolist()),
+            tuple(self.prefixes[i] for i in rows.tolist()),
+            kept,
+        )
+        new.check_sources()  # the search's promise: each row stays with its source row
+        return new
+
+    def check_sources(self) -> None:
+        assert len(self.sents) % len(self.sources) == 0, "rows must split evenly by source"
+        group = len(self.sents) // len(self.sources)
+        assert self.sents == tuple(self.sources[i // group] for i in range(len(self.sents)))
 
 
 class FakeModel:
@@ -48,7 +59,7 @@ class FakeModel:
         self.rows: list[int] = []
 
     def start(self, sents: list[int]) -> FakeState:
-        return FakeState(tuple(sents), ((),) * len(sents))
+        return FakeState(tuple(sents), ((),) * len(sents), tuple(sents))
 
     def attention(self, sent: int, prefix: tuple[int, ...]) -> Tensor:
         """S attention weights for the step that consumed the last token of `prefix`."""
@@ -65,7 +76,8 @@ class FakeModel:
         attn = None
         if self.with_attention:
             attn = torch.stack([self.attention(s, p) for s, p in rows]).to(self.device)
-        return log_probs, FakeState(state.sents, prefixes), attn
+        state.check_sources()
+        return log_probs, FakeState(state.sents, prefixes, state.sources), attn
 
 
 def random_dist(vocab: int, seed: int = 0, eos_shift: float = 0.0) -> Dist:
