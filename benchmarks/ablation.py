@@ -9,7 +9,8 @@ updates (`--steps`: unaffected by other load; the minutes are still reported). V
     python benchmarks/ablation.py --minutes 8 --threads 1 --parallel 2
     python benchmarks/ablation.py --steps 1000 --only baseline dot-attention
 
-Writes benchmarks/results/ablation.json and prints a markdown table. Rows of earlier runs
+Writes benchmarks/results/ablation.json (other budgets: ablation-20min.json,
+ablation-1000-steps.json, ...) and prints a markdown table. Rows of earlier runs
 with the same budget and threads are kept (each row names its commit); a variant run
 again replaces its row.
 """
@@ -211,7 +212,10 @@ def main() -> None:
         )
     for row in rows:
         row["commit"] = git_commit()
-    name = "ablation.json" if args.steps is None else f"ablation-{args.steps}-steps.json"
+    if args.steps is not None:
+        name = f"ablation-{args.steps}-steps.json"
+    else:  # the default 8-minute table is ablation.json; other budgets get their own file
+        name = "ablation.json" if args.minutes == 8 else f"ablation-{args.minutes:g}min.json"
     path = ROOT / "benchmarks" / "results" / name
     rows = merged(path, rows, budget_set, args.threads)
     results = {
