@@ -67,7 +67,10 @@ def translate_times(model: Path, source: Path, precision: str) -> list[dict[str,
             seconds = time.perf_counter() - start
             row[f"{name}_s"] = round(seconds, 3)
             row[f"{name}_ms_per_word"] = round(1000 * seconds / (64 * words), 2)
-            row[f"{name}_output_words"] = round(sum(len(o.split()) for o in out) / 64, 1)
+            output_words = sum(len(o.split()) for o in out)
+            row[f"{name}_output_words"] = round(output_words / 64, 1)
+            # The decoder's work follows the output length, which the model chooses.
+            row[f"{name}_ms_per_output_word"] = round(1000 * seconds / output_words, 2)
         rows.append(row)
     return rows
 
@@ -84,6 +87,9 @@ def main() -> None:
     parser.add_argument("--skip-train", action="store_true")
     args = parser.parse_args()
     encoded = args.work / "data"  # speed.py's preprocessed peer data
+    source = args.data / "test_2016_flickr.de"
+    if not source.is_file():  # before the training runs, not after them
+        parser.error(f"{source} is missing: pass --data MULTI30K_DIR")
     if not args.skip_train and not (encoded / "meta.json").is_file():
         parser.error(f"{encoded} is missing: run benchmarks/speed.py once first")
     results: dict[str, object] = {"precision": args.precision}
@@ -93,9 +99,7 @@ def main() -> None:
             train.append(train_rate(encoded, args.work, batch_tokens, args.precision))
             print(train[-1], flush=True)
         results["train"] = train
-    results["translate"] = translate_times(
-        args.model, args.data / "test_2016_flickr.de", args.precision
-    )
+    results["translate"] = translate_times(args.model, source, args.precision)
     commit = subprocess.run(
         ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
     ).stdout.strip()
@@ -108,11 +112,14 @@ def main() -> None:
         for r in results["train"]:  # type: ignore[attr-defined]
             print(f"| {r['batch_tokens']:,} | {r['steps']} | {r['tokens_per_s']:,} | "
                   f"{r['peak_rss_mib']:,} |")  # fmt: skip
-    print("\n| source words | beam 5: s / 64 | ms per word | greedy: s / 64 | ms per word |")
-    print("|---|---|---|---|---|")
+    print("\n| source words | search | s / 64 inputs | output words | ms per source word | "
+          "ms per output word |")  # fmt: skip
+    print("|---|---|---|---|---|---|")
     for r in results["translate"]:  # type: ignore[attr-defined]
-        print(f"| {r['words']} | {r['beam5_s']:.2f} | {r['beam5_ms_per_word']:.2f} | "
-              f"{r['greedy_s']:.2f} | {r['greedy_ms_per_word']:.2f} |")  # fmt: skip
+        for name in ("beam5", "greedy"):
+            cells = (f"{r[name + key]}" for key in ("_s", "_output_words", "_ms_per_word",
+                                                     "_ms_per_output_word"))  # fmt: skip
+            print(f"| {r['words']} | {name} | " + " | ".join(cells) + " |")
     print(f"\nwritten to {path.relative_to(ROOT)}")
 
 

@@ -108,10 +108,15 @@ def ours_train(data: Path, work: Path, steps: int, precision: str) -> dict[str, 
             f"train.valid_every={steps}",
         )
     )
+    # The validation at the last step: bf16 must learn as fp32 does after the same updates.
+    metrics = [json.loads(line) for line in (run / "metrics.jsonl").open()]
+    valid = [m for m in metrics if "valid_bleu" in m][-1]
     return {
         "tokens_per_s": round(steady_tokens_per_s(run / "train.log")),
         "peak_rss_mib": round(rss),
         "wall_s": seconds,
+        "valid_bleu": valid["valid_bleu"],
+        "valid_ppl": valid["valid_ppl"],
     }
 
 
@@ -326,6 +331,8 @@ def main() -> None:
         bf16 = train["bf16"]["tokens_per_s"] / onmt  # type: ignore[index]
         print(f"\ntraining tokens/s vs OpenNMT-py fp32: ours fp32 x{fp32:.2f}, bf16 x{bf16:.2f}")
         print_translate_ratios(results)
+    fp32_bleu, bf16_bleu = (train[k]["valid_bleu"] for k in ("fp32", "bf16"))  # type: ignore[index]
+    print(f"valid BLEU after {args.steps} steps: fp32 {fp32_bleu}, bf16 {bf16_bleu}")
 
 
 def print_translate_ratios(results: dict[str, object]) -> None:
