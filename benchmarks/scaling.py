@@ -4,11 +4,12 @@
   512 ... 8192, each run long enough for ~150k target tokens, steady tokens/s from its log.
 - Translation: inputs of exactly N words cut from test_2016_flickr (consecutive sentences
   joined), one batch of 64 per length, beam 5 and greedy, timed in one process after a
-  warm-up; seconds per batch, and per source word (flat when cost grows linearly).
+  warm-up; seconds per batch, per source word, and per output word (the decoder's work follows
+  the output length: flat per output word when cost grows linearly).
 
     python benchmarks/scaling.py --model RUN [--data MULTI30K] [--precision fp32]
 
-Writes benchmarks/results/scaling.json and prints markdown tables.
+Writes benchmarks/results/scaling-PRECISION.json and prints markdown tables.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import subprocess
 import time
 from pathlib import Path
 
+from quality import git_commit
 from speed import CONFIG, ROOT, nmt_cmd, steady_tokens_per_s, timed
 
 from nmt_cli.translate import Translator
@@ -100,10 +102,7 @@ def main() -> None:
             print(train[-1], flush=True)
         results["train"] = train
     results["translate"] = translate_times(args.model, source, args.precision)
-    commit = subprocess.run(
-        ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
-    ).stdout.strip()
-    results["commit"] = commit
+    results["commit"] = git_commit()
     path = ROOT / "benchmarks" / "results" / f"scaling-{args.precision}.json"
     path.write_text(json.dumps(results, indent=2) + "\n")
     if "train" in results:

@@ -29,6 +29,7 @@ import time
 from pathlib import Path
 
 import torch
+from quality import git_commit
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = ROOT / "benchmarks" / "configs" / "peer-workload.yaml"
@@ -285,9 +286,7 @@ def main() -> None:
             stdout=subprocess.DEVNULL,
         )
     results: dict[str, object] = {
-        "commit": subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
-        ).stdout.strip(),
+        "commit": git_commit(),
         "steps": args.steps,
     }
     results["matmul_gflops"] = {
