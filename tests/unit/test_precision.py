@@ -1,4 +1,5 @@
-"""Inference precision: bf16 and int8 convert the right layers, keep ties and stay close to fp32."""
+"""Inference precision: bf16 and int8 convert the right layers, keep ties and stay close to fp32;
+oneDNN packing swaps the matmul layers and changes nothing but rounding."""
 
 from __future__ import annotations
 
@@ -14,7 +15,9 @@ from nmt_cli.data import make_source_batch
 from nmt_cli.ensemble import Ensemble
 from nmt_cli.errors import ConfigError
 from nmt_cli.model import Seq2Seq, build_model, init_weights
+from nmt_cli.model.onednn import PackedLinear, PackedLSTMCell, available, pack_for_inference
 from nmt_cli.precision import apply_precision, check_precision
+from nmt_cli.search import beam_search
 from nmt_cli.tokenizer import BOS_ID, Tokenizer, train_sentencepiece
 from nmt_cli.translate import Translator, read_prompted
 
@@ -67,7 +70,10 @@ def test_unknown_precision_and_int8_off_the_cpu_are_config_errors() -> None:
 
 
 @pytest.mark.parametrize("changes", CASES, ids=case_id)
-def test_bf16_casts_every_weight_keeps_ties_and_stays_close(changes: dict) -> None:
+def test_bf16_casts_every_weight_keeps_ties_and_stays_close(
+    changes: dict, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("NMT_ONEDNN", "0")  # packing would replace the tied generator
     reference = step_probs(small_model(**changes))
     model = apply_precision(small_model(**changes), "bf16", CPU)
     assert {p.dtype for p in model.parameters()} == {torch.bfloat16}
@@ -94,6 +100,42 @@ def test_int8_quantizes_linear_and_recurrent_layers_and_stays_close(changes: dic
     if changes.get("tie_output"):  # the generator has its own int8 copy of the embedding
         assert type(model.generator).__module__.startswith("torch.ao.nn.quantized")
     torch.testing.assert_close(step_probs(model), reference, atol=0.02, rtol=0)
+
+
+ONEDNN = pytest.mark.skipif(
+    not available(CPU, torch.float32), reason="this torch build has no oneDNN linear ops"
+)
+
+
+def beam_tokens(model: nn.Module) -> list[list[int]]:
+    """Beam-3 outputs of 3 sentences, best first."""
+    sources = [torch.tensor([5, 6, 7, 8]), torch.tensor([9, 10]), torch.tensor([20, 3, 4])]
+    src, mask, lengths = make_source_batch(sources)
+    hyps = beam_search(
+        model.decode_step, model.encode(src, mask, lengths), 3, 3, BOS_ID, 2, torch.full((3,), 8)
+    )
+    return [h[0].tokens for h in hyps]
+
+
+@ONEDNN
+@pytest.mark.parametrize("changes", CASES, ids=case_id)
+def test_onednn_packing_swaps_the_matmul_layers_and_changes_only_rounding(changes: dict) -> None:
+    reference = small_model(**changes)
+    packed = pack_for_inference(small_model(**changes))
+    kinds = {type(m) for m in packed.modules()}
+    assert nn.Linear not in kinds and nn.LSTMCell not in kinds
+    assert PackedLinear in kinds and (PackedLSTMCell in kinds) == (changes.get("cell") is None)
+    torch.testing.assert_close(step_probs(packed), step_probs(reference), atol=1e-6, rtol=1e-5)
+    assert beam_tokens(packed) == beam_tokens(reference)
+
+
+@ONEDNN
+def test_onednn_packing_follows_the_switch_and_skips_int8(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("NMT_ONEDNN", "0")
+    assert {type(m) for m in apply_precision(small_model(), "fp32", CPU).modules()} >= {nn.Linear}
+    monkeypatch.setenv("NMT_ONEDNN", "1")
+    kinds = {type(m) for m in apply_precision(small_model(), "int8", CPU).modules()}
+    assert PackedLinear not in kinds and PackedLSTMCell not in kinds
 
 
 @pytest.mark.parametrize("precision", ["fp32", "bf16", "int8"])
