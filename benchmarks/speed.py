@@ -5,7 +5,10 @@ Measures, with the real `nmt` commands as a user runs them:
 - translation of test_2016_flickr (1000 sentences, batch 64): whole-process seconds for beam 5
   and greedy, with BLEU, and peak RSS, at each --precision (speed-ups printed against fp32);
 - latency: 4 lines through `nmt translate model.pt`, process start to answer;
-- the machine's matrix-multiply rate, for the FLOP utilization of training.
+- the machine's matrix-multiply rate (PyTorch's default BLAS and oneDNN), for the FLOP
+  utilization of training (against the faster of the two);
+- fp32 translation once more with NMT_ONEDNN=0 (PyTorch's default kernels): the unoptimized
+  path's BLEU, which the fast path must equal.
 With --peers it also runs OpenNMT-py's identical workload from ../shared/peers in the same
 invocation (ours and theirs alternating) and prints the ratios.
 Writes benchmarks/results/speed.json.
@@ -26,10 +29,14 @@ import re
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
 from quality import git_commit
+from torch import Tensor
+
+from nmt_cli.model.onednn import matmul
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = ROOT / "benchmarks" / "configs" / "peer-workload.yaml"
@@ -65,12 +72,14 @@ def steady_tokens_per_s(train_log: Path, after_step: int = 50) -> float:
     return sum(rates) / len(rates)
 
 
-def matmul_gflops(dtype: torch.dtype, n: int = 2048, repeat: int = 10) -> float:
+def matmul_gflops(
+    dtype: torch.dtype, kernel: Callable[[Tensor, Tensor], Tensor], n: int = 2048, repeat: int = 10
+) -> float:
     a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
-    torch.mm(a, b)
+    kernel(a, b)
     start = time.perf_counter()
     for _ in range(repeat):
-        torch.mm(a, b)
+        kernel(a, b)
     return 2 * n**3 * repeat / (time.perf_counter() - start) / 1e9
 
 
@@ -122,8 +131,15 @@ def ours_train(data: Path, work: Path, steps: int, precision: str) -> dict[str, 
 
 
 def ours_translate(
-    model: Path, source: Path, ref: Path, work: Path, beam: int, precision: str = "fp32"
+    model: Path,
+    source: Path,
+    ref: Path,
+    work: Path,
+    beam: int,
+    precision: str = "fp32",
+    default_kernels: bool = False,
 ) -> dict[str, float]:
+    env = {**os.environ, "NMT_ONEDNN": "0"} if default_kernels else None
     seconds, rss, out = timed(
         nmt_cmd(
             "translate",
@@ -136,13 +152,11 @@ def ours_translate(
             str(source),
             "--precision",
             precision,
-        )
+        ),
+        env=env,
     )
-    return {
-        "seconds": seconds,
-        "peak_rss_mib": round(rss),
-        "bleu": bleu(out, ref, work, f"ours-beam{beam}-{precision}"),
-    }
+    name = f"ours-beam{beam}-{precision}" + ("-default-kernels" if default_kernels else "")
+    return {"seconds": seconds, "peak_rss_mib": round(rss), "bleu": bleu(out, ref, work, name)}
 
 
 PEER_SCRIPTS = ROOT.parent / "shared" / "peers"
@@ -215,12 +229,17 @@ def translate_table(
     model: Path, data: Path, work: Path, precisions: list[str]
 ) -> dict[str, dict[str, float]]:
     """test_2016_flickr at beam 5 and greedy for each precision (fp32 first, keys "beam5" and
-    "greedy"; the others "beam5_int8" etc. with their speed-up over fp32), printed as it goes."""
+    "greedy"; the others "beam5_int8" etc. with their speed-up over fp32), then fp32 with
+    PyTorch's default kernels ("beam5_fp32_default_kernels"), printed as it goes."""
     source, ref = data / "test_2016_flickr.de", data / "test_2016_flickr.en"
     table: dict[str, dict[str, float]] = {}
     for name, beam in (("beam5", 5), ("greedy", 1)):
-        for precision in precisions:
-            row = ours_translate(model, source, ref, work, beam, precision)
+        for precision in [*precisions, "fp32_default_kernels"]:
+            default_kernels = precision == "fp32_default_kernels"
+            row = ours_translate(
+                model, source, ref, work, beam, precision.removesuffix("_default_kernels"),
+                default_kernels,
+            )  # fmt: skip
             if precision != "fp32":
                 row["speedup"] = round(table[name]["seconds"] / row["seconds"], 2)
             table[name if precision == "fp32" else f"{name}_{precision}"] = row
@@ -289,9 +308,12 @@ def main() -> None:
         "commit": git_commit(),
         "steps": args.steps,
     }
+    # The peak FLOP utilization is measured against: the faster kernel (oneDNN here).
     results["matmul_gflops"] = {
-        "fp32": round(matmul_gflops(torch.float32)),
-        "bf16": round(matmul_gflops(torch.bfloat16)),
+        "fp32": round(matmul_gflops(torch.float32, matmul)),
+        "bf16": round(matmul_gflops(torch.bfloat16, matmul)),
+        "fp32_default_blas": round(matmul_gflops(torch.float32, torch.mm)),
+        "bf16_default": round(matmul_gflops(torch.bfloat16, torch.mm)),
     }
     if args.translate_only:
         results["translate"] = translate_table(args.model, args.data, work, precisions)

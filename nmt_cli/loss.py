@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from nmt_cli.model.onednn import matmul
 from nmt_cli.tokenizer import PAD_ID
 
 CHUNK_ELEMENTS = 1 << 22  # logits per chunk (16 MB in fp32): rows = this / vocabulary size
@@ -67,8 +68,9 @@ def generator_loss(
 class _GeneratorLoss(torch.autograd.Function):
     """Forward computes the loss and, when a gradient is wanted, the gradients too.
 
-    Per chunk of rows: logits z = h W^T + b; loss = logsumexp(z) - (1 - e) z_y - e mean(z);
-    dloss/dz = softmax(z) - (1 - e) onehot(y) - e / V, computed in place in z's buffer.
+    Per chunk of rows: logits z = h W^T + b, log p = log_softmax(z);
+    loss = -(1 - e) log p_y - e mean(log p); dloss/dz = p - (1 - e) onehot(y) - e / V,
+    computed in place in log p's buffer.
     """
 
     @staticmethod
@@ -87,7 +89,9 @@ class _GeneratorLoss(torch.autograd.Function):
         w = weight if dtype is None else weight.to(dtype)
         total = torch.zeros((), dtype=torch.float32, device=hidden.device)
         grad_hidden = torch.empty_like(hidden) if want_grad else None
-        grad_weight = torch.zeros_like(weight, dtype=torch.float32) if want_grad else None
+        grad_weight_t = (  # O x V, transposed at the end
+            weight.new_zeros(weight.t().shape, dtype=torch.float32) if want_grad else None
+        )
         grad_bias = (
             torch.zeros_like(bias, dtype=torch.float32) if want_grad and bias is not None else None
         )
@@ -95,24 +99,29 @@ class _GeneratorLoss(torch.autograd.Function):
             for start in range(0, hidden.size(0), rows):
                 h = hidden[start : start + rows].to(w.dtype)
                 y = targets[start : start + rows].unsqueeze(1)
-                z = (h @ w.t()).float()
+                z = matmul(h, w.t()).float()
                 if bias is not None:
                     z += bias
                 real = (y != PAD_ID).float()  # N' x 1
-                lse = torch.logsumexp(z, dim=1, keepdim=True)
-                loss = lse - (1 - smoothing) * z.gather(1, y) - smoothing * z.mean(1, True)
+                log_probs = torch.log_softmax(z, dim=1)  # one fused pass (logsumexp takes 3)
+                del z
+                mean = log_probs.mean(1, True)
+                loss = -(1 - smoothing) * log_probs.gather(1, y) - smoothing * mean
                 total += (loss * real).sum()
-                if grad_hidden is None or grad_weight is None:
+                if grad_hidden is None or grad_weight_t is None:
                     continue  # no gradient wanted
-                dz = z.sub_(lse).exp_()  # softmax, in z's buffer
-                dz.scatter_add_(1, y, torch.full_like(lse, smoothing - 1))
+                dz = log_probs.exp_()  # softmax, in place
+                dz.scatter_add_(1, y, torch.full_like(real, smoothing - 1))
                 dz.sub_(smoothing / vocab).mul_(real)
-                grad_weight += (dz.to(w.dtype).t() @ h).float()
+                dz_w = dz.to(w.dtype)
+                # h^T dz, not dz^T h: transposing the small h is cheap, the N' x V dz is not
+                grad_weight_t += matmul(h.t(), dz_w).float()
                 if grad_bias is not None:
                     grad_bias += dz.sum(0)
-                grad_hidden[start : start + rows] = dz.to(w.dtype) @ w
+                grad_hidden[start : start + rows] = matmul(dz_w, w)
         if want_grad:
-            ctx.save_for_backward(grad_hidden, grad_weight, grad_bias)
+            assert grad_weight_t is not None
+            ctx.save_for_backward(grad_hidden, grad_weight_t.t(), grad_bias)
             ctx.weight_dtype = weight.dtype
         return total
 

@@ -1,17 +1,20 @@
 """Float matmuls on the CPU through oneDNN, PyTorch's own deep-learning kernel library.
 
 PyTorch sends CPU fp32 matmuls to its BLAS (MKL). On this machine's AMD EPYC, MKL's sgemm
-reaches 100-175 GFLOP/s at our shapes, while oneDNN's kernels, given the weight in their own
-blocked layout, reach 300-420 GFLOP/s with the same fp32 arithmetic: results differ from the
-BLAS only in summation order (~1e-6 relative). bf16 weights get the same packing.
+reaches 100-180 GFLOP/s at our shapes, while oneDNN's kernels reach 270-420 GFLOP/s with the
+same fp32 arithmetic (fastest with the weight packed in their blocked layout): results differ
+from the BLAS only in summation order (~1e-6 relative). bf16 goes the same way.
 
-`pack_for_inference` swaps a model's nn.Linear and nn.LSTMCell modules for packed copies.
-Packing is one reorder per weight, paid once when a model loads; the weights are then frozen.
+- Inference: `pack_for_inference` swaps a model's nn.Linear and nn.LSTMCell modules for packed
+  copies, one reorder per weight when a model loads.
+- Training: `matmul` for the big products of the loss and the weight gradients, and `pack`
+  once per batch for the decoder's per-step weights (`step_weight.py`).
 `NMT_ONEDNN=0` in the environment keeps PyTorch's default kernels (for A/B comparisons).
 """
 
 from __future__ import annotations
 
+import functools
 import os
 from typing import TypeVar
 
@@ -26,9 +29,17 @@ M = TypeVar("M", bound=nn.Module)
 
 def available(device: torch.device, dtype: torch.dtype) -> bool:
     """Can (and should) float matmuls for `device` and `dtype` go through oneDNN here?"""
-    if device.type != "cpu" or dtype not in (torch.float32, torch.bfloat16):
-        return False
-    if os.environ.get("NMT_ONEDNN", "1") == "0" or not torch.backends.mkldnn.is_available():
+    return (
+        device.type == "cpu"
+        and dtype in (torch.float32, torch.bfloat16)
+        and os.environ.get("NMT_ONEDNN", "1") != "0"
+        and _ops_present()
+    )
+
+
+@functools.cache
+def _ops_present() -> bool:
+    if not torch.backends.mkldnn.is_available():
         return False
     try:  # private ops (the ones torch.compile's CPU backend uses); absent on some builds
         torch.ops.mkldnn._reorder_linear_weight  # noqa: B018
@@ -38,8 +49,15 @@ def available(device: torch.device, dtype: torch.dtype) -> bool:
     return True
 
 
+def matmul(a: Tensor, b: Tensor) -> Tensor:
+    """a @ b for a: M x K and b: K x N of one dtype, through oneDNN where `available`."""
+    if available(a.device, a.dtype):
+        return torch.ops.mkldnn._linear_pointwise(a, b.t(), None, "none", [], "")
+    return a @ b
+
+
 def pack(weight: Tensor) -> Tensor:
-    """An out x in weight in oneDNN's blocked layout (an opaque mkldnn tensor)."""
+    """An out x in weight in oneDNN's blocked layout (an opaque mkldnn tensor, no gradient)."""
     return torch.ops.mkldnn._reorder_linear_weight(weight.detach().contiguous(), _ROWS_HINT)
 
 

@@ -7,6 +7,9 @@ every weight gradient (12 MB per step for the peer workload's decoder). Here eac
 backward computes only the input gradient and keeps (input, output gradient); when every step
 is done, autograd reaches the weight's own node, which computes the gradient as one product
 over all steps at once: the same sum, in one efficient matmul.
+
+On the CPU the step matmuls use W and W^T packed once per sequence for oneDNN (`onednn.py`),
+3x faster than the BLAS at the batch's few rows.
 """
 
 from __future__ import annotations
@@ -15,6 +18,8 @@ from typing import Any
 
 import torch
 from torch import Tensor
+
+from nmt_cli.model.onednn import available, matmul, pack, packed_linear
 
 Pairs = list[tuple[Tensor, Tensor]]  # per step: (input N x in, output gradient N x out)
 
@@ -29,12 +34,27 @@ class StepWeight:
         self.pairs: Pairs = []
         self.deferred = torch.is_grad_enabled() and weight.requires_grad
         self.weight = _Gather.apply(weight, self.pairs) if self.deferred else weight
+        self.packed = _pack_both(weight) if self.deferred else None
 
     def __call__(self, x: Tensor) -> Tensor:
         """x: N x in -> N x out, in the autocast dtype when autocast is on."""
         if not self.deferred:
             return torch.nn.functional.linear(x, self.weight)
-        return _StepMatmul.apply(x, self.weight, self.pairs)
+        return _StepMatmul.apply(x, self.weight, self.pairs, self.packed)
+
+
+Packed = tuple[Tensor, Tensor]  # W and W^T in oneDNN's layout
+
+
+def _pack_both(weight: Tensor) -> Packed | None:
+    """W and W^T packed in the dtype the steps compute in (autocast's when it is on), or None
+    where oneDNN is not `available`."""
+    kind = weight.device.type
+    dtype = torch.get_autocast_dtype(kind) if torch.is_autocast_enabled(kind) else weight.dtype
+    if not available(weight.device, dtype):
+        return None
+    w = weight.detach().to(dtype)
+    return pack(w), pack(w.t())
 
 
 class _Gather(torch.autograd.Function):
@@ -54,21 +74,26 @@ class _Gather(torch.autograd.Function):
         inputs = torch.cat([x for x, _ in pairs])  # (steps * N) x in
         grads = torch.cat([g for _, g in pairs])  # (steps * N) x out
         pairs.clear()
-        return (grads.t() @ inputs.to(grads.dtype)).to(ctx.dtype), None
+        return matmul(grads.t(), inputs.to(grads.dtype)).to(ctx.dtype), None
 
 
 class _StepMatmul(torch.autograd.Function):
     """x W^T whose backward returns the input gradient and leaves the weight's to `_Gather`."""
 
     @staticmethod
-    def forward(ctx: Any, x: Tensor, weight: Tensor, pairs: Pairs) -> Tensor:
-        out = torch.nn.functional.linear(x, weight)  # autocast applies here
+    def forward(ctx: Any, x: Tensor, weight: Tensor, pairs: Pairs, packed: Packed | None) -> Tensor:
+        if packed is None:
+            out = torch.nn.functional.linear(x, weight)  # autocast applies here
+        else:
+            out = packed_linear(x.to(packed[0].dtype), packed[0], None)
         ctx.save_for_backward(x.to(out.dtype), weight)
-        ctx.pairs = pairs
+        ctx.pairs, ctx.packed = pairs, packed
         return out
 
     @staticmethod
-    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, None, None]:
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, None, None, None]:
         x, weight = ctx.saved_tensors
         ctx.pairs.append((x, grad))
-        return grad @ weight.to(grad.dtype), None, None
+        if ctx.packed is None:
+            return grad @ weight.to(grad.dtype), None, None, None
+        return packed_linear(grad, ctx.packed[1], None), None, None, None

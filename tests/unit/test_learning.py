@@ -38,7 +38,7 @@ def train_reversal(attention: str, steps: int, max_len: int) -> Seq2Seq:
         dataclasses.replace(TINY, attention=attention), VOCAB, VOCAB, joint_vocab=True
     )
     init_weights(model, 0.1)
-    optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
+    optimizer = torch.optim.Adam(model.parameters(), lr=0.005)
     data = reversal_pairs(steps * 32, (2, max_len), seed=1)
     model.train()
     for step in range(steps):
@@ -73,7 +73,8 @@ def test_attention_learns_reversal_and_beats_fixed_context() -> None:
     att_short, att_long = exact_match(attentive, short), exact_match(attentive, long)
     fix_short, fix_long = exact_match(fixed, short), exact_match(fixed, long)
     print(f"attention {att_short:.2f}/{att_long:.2f}, fixed context {fix_short:.2f}/{fix_long:.2f}")
-    # thresholds leave room for the thread count's effect on float sums (0.94 on one thread)
+    # lr 0.005 learns it on every seed and kernel tried (1.00 / 1.00 on seeds 0-5); at 0.01
+    # some runs stalled at 0.5-0.8 on long inputs, whichever way the float sums rounded
     assert att_short >= 0.95 and att_long >= 0.9
     assert fix_long < att_long - 0.3  # the bottleneck: long inputs don't fit one vector
     assert time.perf_counter() - start < 120

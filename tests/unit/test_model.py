@@ -9,7 +9,7 @@ import torch
 
 from nmt_cli.config import ModelConfig
 from nmt_cli.data import make_source_batch
-from nmt_cli.model import build_model, init_weights
+from nmt_cli.model import Seq2Seq, build_model, init_weights
 from nmt_cli.model.attention import masked_softmax
 from nmt_cli.model.seq2seq import reverse_padded
 from nmt_cli.search import Hypothesis, beam_search
@@ -164,30 +164,53 @@ def test_teacher_forcing_equals_stepwise_decoding() -> None:
     torch.testing.assert_close(forced[1, :2], stepwise[1, :2], atol=1e-5, rtol=0)
 
 
-@pytest.mark.parametrize("changes", CASES, ids=lambda c: ",".join(f"{k}={v}" for k, v in c.items()))
-def test_one_weight_gradient_per_sequence_equals_one_per_step(
-    changes: dict, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # Teacher forcing with gradients uses StepWeights; the modules (nn.LSTMCell, nn.Linear)
-    # compute the same outputs and gradients one step at a time.
-    model = small_model(**changes).train()
+def teacher_forced_grads(model: Seq2Seq) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """Outputs and parameter gradients of one teacher-forced pass over a fixed batch."""
     src, mask, lengths = make_source_batch([torch.tensor([5, 6, 7, 8]), torch.tensor([9, 10])])
     tgt_in = torch.tensor([[BOS_ID, 4, 5, 6], [BOS_ID, 7, 8, 0]])
     upstream = torch.randn(
         2, 4, model.decoder.output_size, generator=torch.Generator().manual_seed(3)
     )
+    model.zero_grad(set_to_none=True)
+    outputs = model(src, mask, lengths, tgt_in)
+    (outputs * upstream).sum().backward()
+    grads = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+    return outputs.detach(), grads
 
-    def outputs_and_grads() -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        model.zero_grad(set_to_none=True)
-        outputs = model(src, mask, lengths, tgt_in)
-        (outputs * upstream).sum().backward()
-        grads = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
-        return outputs.detach(), grads
 
-    deferred, deferred_grads = outputs_and_grads()
+@pytest.mark.parametrize("onednn", ["1", "0"], ids=["onednn", "default-kernels"])
+@pytest.mark.parametrize("changes", CASES, ids=lambda c: ",".join(f"{k}={v}" for k, v in c.items()))
+def test_one_weight_gradient_per_sequence_equals_one_per_step(
+    changes: dict, onednn: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Teacher forcing with gradients uses StepWeights (with oneDNN-packed weights on the CPU
+    # unless NMT_ONEDNN=0, as on CUDA); the modules (nn.LSTMCell, nn.Linear) compute the same
+    # outputs and gradients one step at a time with PyTorch's default kernels.
+    monkeypatch.setenv("NMT_ONEDNN", onednn)
+    model = small_model(**changes).train()
+    deferred, deferred_grads = teacher_forced_grads(model)
     monkeypatch.setattr(model.decoder, "step_weights", lambda: None)
-    per_step, per_step_grads = outputs_and_grads()
+    per_step, per_step_grads = teacher_forced_grads(model)
     torch.testing.assert_close(deferred, per_step, atol=1e-5, rtol=1e-5)
     assert deferred_grads.keys() == per_step_grads.keys()
     for name, grad in per_step_grads.items():
         torch.testing.assert_close(deferred_grads[name], grad, atol=1e-5, rtol=1e-4, msg=name)
+
+
+@pytest.mark.parametrize("changes", CASES, ids=lambda c: ",".join(f"{k}={v}" for k, v in c.items()))
+def test_packed_step_weights_under_bf16_autocast_match_the_default_kernels(
+    changes: dict, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # StepWeights pack bf16 copies under autocast; without oneDNN, F.linear autocasts instead.
+    results = []
+    for onednn in ("1", "0"):
+        monkeypatch.setenv("NMT_ONEDNN", onednn)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            results.append(teacher_forced_grads(small_model(**changes).train()))
+    (packed, packed_grads), (plain, plain_grads) = results
+    assert packed_grads.keys() == plain_grads.keys()
+    for name, got, want in [("outputs", packed, plain)] + [
+        (n, packed_grads[n], g) for n, g in plain_grads.items()
+    ]:
+        assert got.dtype == want.dtype, name
+        assert (got.float() - want.float()).norm() <= 1e-2 * want.float().norm(), name
