@@ -460,10 +460,12 @@ def plot(
 
 
 def main() -> None:
-    # oneDNN (bf16 and int8 matrix multiplies on the CPU) keeps up to 1024 compiled kernels,
-    # one per shape, and every batch brings new shapes: ~400 MB of a bf16 training's peak RSS.
-    # 64 costs no measurable speed. Read when the first kernel is built, so setting it here works.
+    # oneDNN (our CPU matrix multiplies) and PyTorch's ideep layer over it each keep up to 1024
+    # compiled kernels, one per shape, and every batch brings new shapes: fp32 training's RSS
+    # grew from 0.9 to 2.9 GB over 300 steps. At 64 each it stays at 1.2 GB with no measurable
+    # loss of speed. Both are read when the first kernel is built, so setting them here works.
     os.environ.setdefault("ONEDNN_PRIMITIVE_CACHE_CAPACITY", "64")
+    os.environ.setdefault("LRU_CACHE_CAPACITY", "64")
     app()
 
 
