@@ -91,10 +91,11 @@ class PackedLSTMCell(nn.Module):
         super().__init__()
         self.input_size, self.hidden_size = cell.input_size, cell.hidden_size
         self.packed = pack(torch.cat([cell.weight_ih, cell.weight_hh], dim=1))
-        bias = torch.zeros(4 * cell.hidden_size, dtype=cell.weight_ih.dtype)
-        if cell.bias:
-            bias = (cell.bias_ih + cell.bias_hh).detach()
-        self.bias = bias
+        self.bias = (
+            (cell.bias_ih + cell.bias_hh).detach()
+            if cell.bias
+            else torch.zeros(4 * cell.hidden_size, dtype=cell.weight_ih.dtype)
+        )
 
     def forward(self, x: Tensor, state: tuple[Tensor, Tensor]) -> tuple[Tensor, Tensor]:
         """x: N x I, state (h, c) each N x H -> the new (h, c)."""

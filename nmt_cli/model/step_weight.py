@@ -8,8 +8,8 @@ backward computes only the input gradient and keeps (input, output gradient); wh
 is done, autograd reaches the weight's own node, which computes the gradient as one product
 over all steps at once: the same sum, in one efficient matmul.
 
-On the CPU the step matmuls use W and W^T packed once per sequence for oneDNN (`onednn.py`),
-3x faster than the BLAS at the batch's few rows.
+On the CPU the step matmuls use W and W^T packed for oneDNN once per pass (`onednn.py`),
+3x faster than the BLAS at a batch's 50-200 rows.
 """
 
 from __future__ import annotations
