@@ -19,6 +19,7 @@ from torch import Tensor, nn
 from nmt_cli.model.attention import Attention
 from nmt_cli.model.dropout import Dropout
 from nmt_cli.model.encoder import RNNState
+from nmt_cli.model.gates import cell_update
 from nmt_cli.model.step_weight import StepWeight
 from nmt_cli.tokenizer import PAD_ID
 
@@ -253,8 +254,4 @@ def _cell_step(
     x: N x I; state: (h, c) for an LSTM, (h,) for a plain RNN, each N x H.
     """
     gates = weight(torch.cat([x, state[0].to(x.dtype)], dim=-1)) + bias  # N x (gates * H)
-    if kind == "lstm":
-        i, f, g, o = gates.chunk(4, dim=1)  # N x H each
-        c = torch.sigmoid(f) * state[1] + torch.sigmoid(i) * torch.tanh(g)
-        return torch.sigmoid(o) * torch.tanh(c), c
-    return (torch.tanh(gates),)
+    return cell_update(kind, gates, state)

@@ -21,6 +21,8 @@ from typing import TypeVar
 import torch
 from torch import Tensor, nn
 
+from nmt_cli.model.gates import cell_update
+
 # Rows the packed layout is tuned for; any row count works (64 measured best from 1 to 1000).
 _ROWS_HINT = 64
 
@@ -99,11 +101,9 @@ class PackedLSTMCell(nn.Module):
 
     def forward(self, x: Tensor, state: tuple[Tensor, Tensor]) -> tuple[Tensor, Tensor]:
         """x: N x I, state (h, c) each N x H -> the new (h, c)."""
-        h, c = state
-        gates = packed_linear(torch.cat([x, h], dim=1), self.packed, self.bias)  # N x 4H
-        i, f, g, o = gates.chunk(4, dim=1)  # N x H each
-        c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
-        return torch.sigmoid(o) * torch.tanh(c), c
+        gates = packed_linear(torch.cat([x, state[0]], dim=1), self.packed, self.bias)  # N x 4H
+        h, c = cell_update("lstm", gates, state)
+        return h, c
 
 
 def pack_for_inference(model: M) -> M:
