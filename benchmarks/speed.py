@@ -3,18 +3,22 @@
 Measures, with the real `nmt` commands as a user runs them:
 - training: steady target tokens/s (steps after the first 50) in fp32 and bf16, peak RSS;
 - translation of test_2016_flickr (1000 sentences, batch 64): whole-process seconds for beam 5
-  and greedy, with BLEU, and peak RSS, at each --precision (speed-ups printed against fp32);
+  and greedy, with BLEU, and peak RSS, at each --precision; speed-ups against fp32 whole
+  process and with start-up excluded (each precision's one-line run subtracted);
 - latency: 4 lines through `nmt translate model.pt`, process start to answer;
 - the machine's matrix-multiply rate (PyTorch's default kernels and oneDNN), for the FLOP
   utilization of training (against oneDNN's, the kernels nmt runs on);
 - fp32 translation once more with NMT_ONEDNN=0 (PyTorch's default kernels): the unoptimized
   path's BLEU, which the fast path must equal.
 With --peers it also runs OpenNMT-py's identical workload from ../shared/peers in the same
-invocation (ours and theirs alternating) and prints the ratios.
+invocation (ours and theirs alternating) and prints the ratios. This machine's speed drifts by
+up to a third within minutes, so `--rounds N` repeats the translations N times (OpenNMT-py's
+after ours in every round) and reports medians: of the times, and of the per-round ratios.
 Writes benchmarks/results/speed.json.
 
     python benchmarks/speed.py --data ../shared/data/multi30k [--steps 300] [--peers]
     python benchmarks/speed.py --translate-only --model RUN --precision fp32,bf16,int8 [--peers]
+        [--rounds 3]
 
 Translation side by side needs OpenNMT-py's 20-minute model: after `speed.py --peers`,
 `bash ../shared/peers/onmt/train.sh budget 1200` trains it (continuing its 300-step run).
@@ -26,6 +30,7 @@ import argparse
 import json
 import os
 import re
+import statistics
 import subprocess
 import sys
 import time
@@ -225,28 +230,91 @@ def peers_translate(data: Path) -> dict[str, dict[str, float]] | None:
     return table
 
 
-def translate_table(
-    model: Path, data: Path, work: Path, precisions: list[str]
-) -> dict[str, dict[str, float]]:
-    """test_2016_flickr at beam 5 and greedy for each precision (fp32 first, keys "beam5" and
-    "greedy"; the others "beam5_int8" etc. with their speed-up over fp32), then fp32 with
-    PyTorch's default kernels ("beam5_fp32_default_kernels"), printed as it goes."""
+def startup_seconds(model: Path, precision: str) -> float:
+    """Whole-process seconds of a one-line translation: start-up, loading and packing."""
+    seconds, _, _ = timed(nmt_cmd("translate", str(model), "--precision", precision), "Ein Mann.\n")
+    return seconds
+
+
+def translate_rounds(
+    model: Path, data: Path, work: Path, precisions: list[str], rounds: int, peers: bool
+) -> tuple[dict[str, dict[str, object]], dict[str, dict[str, object]] | None]:
+    """test_2016_flickr at beam 5 and greedy for each precision, then fp32 with PyTorch's
+    default kernels, and (with `peers`) OpenNMT-py's translate.sh after ours in every round.
+
+    Returns our rows ("beam5" and "greedy" for fp32, "beam5_int8" etc.) and OpenNMT-py's
+    ("beam5", "greedy"), each with the median seconds over the rounds and every round's time.
+    Our rows also get, against fp32 in the same round (medians): `speedup` (whole process) and
+    `decode_speedup` (start-up excluded: each precision's one-line time subtracted), and with
+    peers `of_onmt` (our seconds / OpenNMT-py's of that round).
+    """
     source, ref = data / "test_2016_flickr.de", data / "test_2016_flickr.en"
-    table: dict[str, dict[str, float]] = {}
-    for name, beam in (("beam5", 5), ("greedy", 1)):
-        runs = [(p, p, False) for p in precisions] + [("fp32_default_kernels", "fp32", True)]
-        for label, precision, default_kernels in runs:
-            row = ours_translate(model, source, ref, work, beam, precision, default_kernels)
-            if label != "fp32":
-                row["speedup"] = round(table[name]["seconds"] / row["seconds"], 2)
-            table[name if label == "fp32" else f"{name}_{label}"] = row
-            print(
-                f"{name:6} {label}: {row['seconds']:6.1f} s  x{row.get('speedup', 1):.2f}  "
-                f"BLEU {row['bleu']:.2f}  peak {row['peak_rss_mib']} MiB",
-                file=sys.stderr,
-                flush=True,
+    runs = [(p, p, False) for p in precisions] + [("fp32_default_kernels", "fp32", True)]
+    ours: dict[str, list[dict[str, float]]] = {}
+    theirs: dict[str, list[dict[str, float]]] = {}
+    for round_no in range(1, rounds + 1):
+        startup = {p: startup_seconds(model, p) for p in precisions}
+        for name, beam in (("beam5", 5), ("greedy", 1)):
+            for label, precision, default_kernels in runs:
+                key = name if label == "fp32" else f"{name}_{label}"
+                row = ours_translate(model, source, ref, work, beam, precision, default_kernels)
+                row["startup_s"] = startup[precision]
+                ours.setdefault(key, []).append(row)
+                print(
+                    f"round {round_no} {name:6} {label}: {row['seconds']:6.1f} s "
+                    f"(start-up {row['startup_s']:.1f} s)  BLEU {row['bleu']:.2f}  "
+                    f"peak {row['peak_rss_mib']} MiB",
+                    file=sys.stderr,
+                    flush=True,
+                )
+        if peers:
+            onmt = peers_translate(data)
+            if onmt is None:
+                peers = False
+                continue
+            for key, row in onmt.items():
+                theirs.setdefault(key, []).append(row)
+                print(f"round {round_no} OpenNMT-py {key}: {row['seconds']:.1f} s", file=sys.stderr)
+    table: dict[str, dict[str, object]] = {}
+    for key, rows in ours.items():
+        name = key.split("_")[0]
+        fp32 = ours[name]
+        entry: dict[str, object] = {
+            "seconds": median([r["seconds"] for r in rows]),
+            "seconds_by_round": [r["seconds"] for r in rows],
+            "startup_s": median([r["startup_s"] for r in rows]),
+            "peak_rss_mib": max(r["peak_rss_mib"] for r in rows),
+            "bleu": rows[-1]["bleu"],
+        }
+        if key != name:
+            entry["speedup"] = median(
+                [f["seconds"] / r["seconds"] for f, r in zip(fp32, rows, strict=True)]
             )
-    return table
+            entry["decode_speedup"] = median(
+                [
+                    (f["seconds"] - f["startup_s"]) / (r["seconds"] - r["startup_s"])
+                    for f, r in zip(fp32, rows, strict=True)
+                ]
+            )
+        if theirs:
+            entry["of_onmt"] = median(
+                [r["seconds"] / t["seconds"] for r, t in zip(rows, theirs[name], strict=True)]
+            )
+        table[key] = entry
+    peer_table = {
+        key: {
+            "seconds": median([r["seconds"] for r in rows]),
+            "seconds_by_round": [r["seconds"] for r in rows],
+            "peak_rss_mib": max(r["peak_rss_mib"] for r in rows),
+            "bleu": rows[-1]["bleu"],
+        }
+        for key, rows in theirs.items()
+    }
+    return table, peer_table or None
+
+
+def median(values: list[float]) -> float:
+    return round(statistics.median(values), 2)
 
 
 def main() -> None:
@@ -269,6 +337,12 @@ def main() -> None:
         "--precision",
         default="fp32",
         help="comma-separated translation precisions, e.g. fp32,bf16,int8 (fp32 is always run)",
+    )
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="translation rounds (ours, then OpenNMT-py's, in each); medians are reported",
     )
     parser.add_argument(
         "--translate-only",
@@ -313,10 +387,10 @@ def main() -> None:
         "bf16_default": round(matmul_gflops(torch.bfloat16, torch.mm)),
     }
     if args.translate_only:
-        results["translate"] = translate_table(args.model, args.data, work, precisions)
-        if args.peers:
-            results["translate_onmt"] = peers_translate(args.data)
-            print_translate_ratios(results)
+        results["translate"], results["translate_onmt"] = translate_rounds(
+            args.model, args.data, work, precisions, args.rounds, args.peers
+        )
+        print_translate_table(results)
         path = ROOT / "benchmarks" / "results" / "speed-translate.json"
         path.write_text(json.dumps(results, indent=2, default=str) + "\n")
         return
@@ -332,9 +406,9 @@ def main() -> None:
     results["train"] = train
 
     model = args.model or work / "train-fp32"
-    results["translate"] = translate_table(model, args.data, work, precisions)
-    if args.peers:
-        results["translate_onmt"] = peers_translate(args.data)
+    results["translate"], results["translate_onmt"] = translate_rounds(
+        model, args.data, work, precisions, args.rounds, args.peers
+    )
     four = "Ein Mann.\nZwei Hunde spielen im Schnee.\n\nEine Frau liest ein Buch.\n"
     seconds, _, _ = timed(nmt_cmd("translate", str(model)), stdin=four)
     results["latency_4_lines_s"] = seconds
@@ -348,22 +422,25 @@ def main() -> None:
         fp32 = train["fp32"]["tokens_per_s"] / onmt  # type: ignore[index]
         bf16 = train["bf16"]["tokens_per_s"] / onmt  # type: ignore[index]
         print(f"\ntraining tokens/s vs OpenNMT-py fp32: ours fp32 x{fp32:.2f}, bf16 x{bf16:.2f}")
-        print_translate_ratios(results)
+    print_translate_table(results)
     fp32_bleu, bf16_bleu = (train[k]["valid_bleu"] for k in ("fp32", "bf16"))  # type: ignore[index]
     print(f"valid BLEU after {args.steps} steps: fp32 {fp32_bleu}, bf16 {bf16_bleu}")
 
 
-def print_translate_ratios(results: dict[str, object]) -> None:
-    theirs = results["translate_onmt"]
-    if not theirs:
-        return
+def print_translate_table(results: dict[str, object]) -> None:
+    theirs = results["translate_onmt"] or {}
     for key, row in results["translate"].items():  # type: ignore[attr-defined]
-        peer = theirs[key.split("_")[0]]  # type: ignore[index]
-        print(
-            f"translate {key}: {row['seconds']:.1f} s vs OpenNMT-py {peer['seconds']:.1f} s "
-            f"= x{row['seconds'] / peer['seconds']:.2f} of its time; "
-            f"BLEU {row['bleu']:.2f} vs {peer['bleu']:.2f}"
-        )
+        line = f"translate {key}: {row['seconds']:.1f} s, BLEU {row['bleu']:.2f}"
+        if "speedup" in row:
+            line += f"; vs fp32 x{row['speedup']:.2f}"
+            line += f" (start-up excluded x{row['decode_speedup']:.2f})"
+        if "of_onmt" in row:
+            peer = theirs[key.split("_")[0]]  # type: ignore[index]
+            line += (
+                f"; OpenNMT-py {peer['seconds']:.1f} s, BLEU {peer['bleu']:.2f}: "
+                f"x{row['of_onmt']:.2f} of its time"
+            )
+        print(line)
 
 
 if __name__ == "__main__":
