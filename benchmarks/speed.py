@@ -11,9 +11,10 @@ Measures, with the real `nmt` commands as a user runs them:
 - fp32 translation once more with NMT_ONEDNN=0 (PyTorch's default kernels): the unoptimized
   path's BLEU, which the fast path must equal.
 With --peers it also runs OpenNMT-py's identical workload from ../shared/peers in the same
-invocation (ours and theirs alternating) and prints the ratios. This machine's speed drifts by
-up to a third within minutes, so `--rounds N` repeats the translations N times (OpenNMT-py's
-after ours in every round) and reports medians: of the times, and of the per-round ratios.
+invocation (ours and theirs alternating) and prints the ratios; --joey adds Joey NMT's
+training. This machine's speed drifts by up to a third within minutes, so `--rounds N`
+repeats the translations N times (OpenNMT-py's after ours in every round) and reports
+medians: of the times, and of the per-round ratios.
 Writes benchmarks/results/speed.json.
 
     python benchmarks/speed.py --data ../shared/data/multi30k [--steps 300] [--peers]
@@ -169,32 +170,29 @@ PEER_SCRIPTS = ROOT.parent / "shared" / "peers"
 PEERS_OUT = Path(os.environ.get("PEERS", f"{os.environ.get('TMPDIR', '/tmp')}/nmt-peers"))
 
 
-def peers_train(steps: int) -> dict[str, float]:
+def peers_train(toolkit: str, steps: int) -> dict[str, object]:
+    """`toolkit` (onmt or joey) trains `steps` updates with ../shared/peers/TOOLKIT/train.sh;
+    its steady target tokens/s (parse_logs.py, steps 50 on) and peak RSS."""
+    scripts = PEER_SCRIPTS / toolkit
+    subprocess.run(["bash", str(scripts / "prepare.sh")], check=True, capture_output=True)
     subprocess.run(
-        ["bash", str(PEER_SCRIPTS / "onmt" / "prepare.sh")], check=True, capture_output=True
+        ["bash", str(scripts / "train.sh"), "steps", str(steps)], check=True, capture_output=True
     )
-    subprocess.run(
-        ["bash", str(PEER_SCRIPTS / "onmt" / "train.sh"), "steps", str(steps)],
-        check=True,
-        capture_output=True,
-    )
-    logs = PEERS_OUT / "logs"
+    prefix = PEERS_OUT / "logs" / f"{toolkit}_train_steps"
     parsed = subprocess.run(
         [
             str(PEERS_OUT / "tools" / "bin" / "python"),
             str(PEER_SCRIPTS / "common" / "parse_logs.py"),
-            "onmt",
-            str(logs / "onmt_train_steps.log"),
-            str(logs / "onmt_train_steps"),
+            toolkit,
+            f"{prefix}.log",
+            str(prefix),
         ],
         capture_output=True,
         text=True,
         check=True,
     ).stdout
     rate = re.search(r"(\d+(?:\.\d+)?) (?:target |tgt )?tok/s", parsed)
-    rss = re.search(
-        r"peak_rss_largest_proc_MiB=(\d+)", (logs / "onmt_train_steps.summary").read_text()
-    )
+    rss = re.search(r"peak_rss_largest_proc_MiB=(\d+)", Path(f"{prefix}.summary").read_text())
     return {
         "tokens_per_s": float(rate.group(1)) if rate else float("nan"),
         "peak_rss_mib": float(rss.group(1)) if rss else float("nan"),
@@ -339,6 +337,11 @@ def main() -> None:
         help="comma-separated translation precisions, e.g. fp32,bf16,int8 (fp32 is always run)",
     )
     parser.add_argument(
+        "--joey",
+        action="store_true",
+        help="also train Joey NMT on the workload (its 300 steps take about 14 minutes here)",
+    )
+    parser.add_argument(
         "--rounds",
         type=int,
         default=1,
@@ -397,8 +400,10 @@ def main() -> None:
     train: dict[str, object] = {}
     train["fp32"] = ours_train(data, work, args.steps, "fp32")
     if args.peers:
-        train["onmt_fp32"] = peers_train(args.steps)
+        train["onmt_fp32"] = peers_train("onmt", args.steps)
     train["bf16"] = ours_train(data, work, args.steps, "bf16")
+    if args.joey:
+        train["joey_fp32"] = peers_train("joey", args.steps)
     for key in ("fp32", "bf16"):
         rate = train[key]["tokens_per_s"]  # type: ignore[index]
         peak = results["matmul_gflops"][key]  # type: ignore[index]
@@ -422,6 +427,11 @@ def main() -> None:
         fp32 = train["fp32"]["tokens_per_s"] / onmt  # type: ignore[index]
         bf16 = train["bf16"]["tokens_per_s"] / onmt  # type: ignore[index]
         print(f"\ntraining tokens/s vs OpenNMT-py fp32: ours fp32 x{fp32:.2f}, bf16 x{bf16:.2f}")
+    if args.joey:
+        joey = train["joey_fp32"]["tokens_per_s"]  # type: ignore[index]
+        fp32 = train["fp32"]["tokens_per_s"] / joey  # type: ignore[index]
+        bf16 = train["bf16"]["tokens_per_s"] / joey  # type: ignore[index]
+        print(f"training tokens/s vs Joey NMT fp32: ours fp32 x{fp32:.2f}, bf16 x{bf16:.2f}")
     print_translate_table(results)
     fp32_bleu, bf16_bleu = (train[k]["valid_bleu"] for k in ("fp32", "bf16"))  # type: ignore[index]
     print(f"valid BLEU after {args.steps} steps: fp32 {fp32_bleu}, bf16 {bf16_bleu}")
