@@ -277,13 +277,8 @@ def translate_rounds(
     for key, rows in ours.items():
         name = key.split("_")[0]
         fp32 = ours[name]
-        entry: dict[str, object] = {
-            "seconds": median([r["seconds"] for r in rows]),
-            "seconds_by_round": [r["seconds"] for r in rows],
-            "startup_s": median([r["startup_s"] for r in rows]),
-            "peak_rss_mib": max(r["peak_rss_mib"] for r in rows),
-            "bleu": rows[-1]["bleu"],
-        }
+        entry = summarize(rows)
+        entry["startup_s"] = median([r["startup_s"] for r in rows])
         if key != name:
             entry["speedup"] = median(
                 [f["seconds"] / r["seconds"] for f, r in zip(fp32, rows, strict=True)]
@@ -299,16 +294,18 @@ def translate_rounds(
                 [r["seconds"] / t["seconds"] for r, t in zip(rows, theirs[name], strict=True)]
             )
         table[key] = entry
-    peer_table = {
-        key: {
-            "seconds": median([r["seconds"] for r in rows]),
-            "seconds_by_round": [r["seconds"] for r in rows],
-            "peak_rss_mib": max(r["peak_rss_mib"] for r in rows),
-            "bleu": rows[-1]["bleu"],
-        }
-        for key, rows in theirs.items()
-    }
+    peer_table = {key: summarize(rows) for key, rows in theirs.items()}
     return table, peer_table or None
+
+
+def summarize(rows: list[dict[str, float]]) -> dict[str, object]:
+    """One translation row over the rounds: median and per-round seconds, peak RSS, BLEU."""
+    return {
+        "seconds": median([r["seconds"] for r in rows]),
+        "seconds_by_round": [r["seconds"] for r in rows],
+        "peak_rss_mib": max(r["peak_rss_mib"] for r in rows),
+        "bleu": rows[-1]["bleu"],
+    }
 
 
 def median(values: list[float]) -> float:
@@ -422,16 +419,12 @@ def main() -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(results, indent=2, default=str) + "\n")
     print(json.dumps(results, indent=2, default=str))
-    if args.peers:
-        onmt = train["onmt_fp32"]["tokens_per_s"]  # type: ignore[index]
-        fp32 = train["fp32"]["tokens_per_s"] / onmt  # type: ignore[index]
-        bf16 = train["bf16"]["tokens_per_s"] / onmt  # type: ignore[index]
-        print(f"\ntraining tokens/s vs OpenNMT-py fp32: ours fp32 x{fp32:.2f}, bf16 x{bf16:.2f}")
-    if args.joey:
-        joey = train["joey_fp32"]["tokens_per_s"]  # type: ignore[index]
-        fp32 = train["fp32"]["tokens_per_s"] / joey  # type: ignore[index]
-        bf16 = train["bf16"]["tokens_per_s"] / joey  # type: ignore[index]
-        print(f"training tokens/s vs Joey NMT fp32: ours fp32 x{fp32:.2f}, bf16 x{bf16:.2f}")
+    for key, peer in (("onmt_fp32", "OpenNMT-py"), ("joey_fp32", "Joey NMT")):
+        if key in train:
+            theirs = train[key]["tokens_per_s"]  # type: ignore[index]
+            fp32 = train["fp32"]["tokens_per_s"] / theirs  # type: ignore[index]
+            bf16 = train["bf16"]["tokens_per_s"] / theirs  # type: ignore[index]
+            print(f"training tokens/s vs {peer} fp32: ours fp32 x{fp32:.2f}, bf16 x{bf16:.2f}")
     print_translate_table(results)
     fp32_bleu, bf16_bleu = (train[k]["valid_bleu"] for k in ("fp32", "bf16"))  # type: ignore[index]
     print(f"valid BLEU after {args.steps} steps: fp32 {fp32_bleu}, bf16 {bf16_bleu}")
