@@ -294,7 +294,7 @@ def translate(
         with long_lived():  # the imports and the model live until exit
             from nmt_cli.alignments import alignment_record, json_record, to_json_line
             from nmt_cli.errors import ConfigError, DataError
-            from nmt_cli.translate import Translator, read_batches, read_prompted
+            from nmt_cli.translate import POOL_BATCHES, Translator, read_batches, read_prompted
 
             if (
                 n_best < 1
@@ -317,12 +317,17 @@ def translate(
         source = open(input, "rb") if input else sys.stdin.buffer  # noqa: SIM115
         sink = open(output, "w", encoding="utf-8") if output else sys.stdout  # noqa: SIM115
         interactive = input is None and sys.stdin.isatty()
-        batches = read_prompted(source, sys.stderr) if interactive else read_batches(source, size)
+        # A pool of lines read ahead (as many as are ready, up to POOL_BATCHES batches).
+        pools = (
+            read_prompted(source, sys.stderr)
+            if interactive
+            else read_batches(source, size * POOL_BATCHES)
+        )
         try:
             line_no = 1
-            for lines in batches:
-                results = translator.translate_batch(
-                    lines, beam=beam, n_best=n_best, first_line=line_no
+            for lines in pools:
+                results = translator.translate_lines(
+                    lines, beam=beam, n_best=n_best, first_line=line_no, batch_size=size
                 )
                 for offset, hyps in enumerate(results):
                     if align_sink:

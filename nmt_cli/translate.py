@@ -36,6 +36,10 @@ log = logging.getLogger(__name__)
 
 # Pieces after which a too-long line is preferably split.
 _BREAK_AFTER = (".", "!", "?", ";", ":", ",")
+# Batches of input read ahead and translated together, sorted by length: each search batch
+# then holds sentences of similar length. Measured on test_2016_flickr: see
+# benchmarks/README.md ("Length-sorted pools").
+POOL_BATCHES = 16
 
 
 @dataclass
@@ -211,25 +215,37 @@ class Translator:
     def translate(self, lines: Iterable[str], beam: int | None = None) -> list[str]:
         """Translate lines; returns one string per line."""
         lines = list(lines)
-        size = self.decode.batch_size
+        pool = self.decode.batch_size * POOL_BATCHES
         out: list[str] = []
-        for start in range(0, len(lines), size):
+        for start in range(0, len(lines), pool):
             out += [
                 hyps[0].text
-                for hyps in self.translate_batch(lines[start : start + size], beam=beam)
+                for hyps in self.translate_lines(
+                    lines[start : start + pool], beam=beam, first_line=start + 1
+                )
             ]
         return out
 
-    def translate_batch(
-        self, lines: Sequence[str], beam: int | None = None, n_best: int = 1, first_line: int = 1
+    def translate_lines(
+        self,
+        lines: Sequence[str],
+        beam: int | None = None,
+        n_best: int = 1,
+        first_line: int = 1,
+        batch_size: int | None = None,
     ) -> list[list[Translation]]:
-        """Translate one batch of raw lines: n_best Translations per line (one for empty lines).
+        """Translate raw lines: n_best Translations per line (one for empty lines).
+
+        The lines are searched in length-sorted batches, so a pool of many batches' lines
+        (`POOL_BATCHES`) wastes less on padding and on steps that only the longest sentences
+        of a batch need.
 
         Args:
-            lines: raw input lines (no newline).
+            lines: raw input lines (no newline), any number.
             beam: beam size (default: the checkpoint's decode.beam); 1 = greedy.
             n_best: hypotheses per line.
             first_line: the 1-based line number of lines[0], for warnings.
+            batch_size: sentences per search batch (default: the checkpoint's decode.batch_size).
         """
         d = self.decode
         segments: list[list[int]] = []

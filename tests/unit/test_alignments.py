@@ -50,7 +50,7 @@ def test_reversed_source_columns_are_flipped_back(tok: Tokenizer) -> None:
     """A reverse_source model reads x backwards: the same as a plain twin reading reversed(x)."""
     reverse, plain = make_translator(tok, reverse=True), make_translator(tok)
     ids = tok.encode("the cat number 3 sat on mat")
-    ours = reverse.translate_batch(["the cat number 3 sat on mat"])[0][0]
+    ours = reverse.translate_lines(["the cat number 3 sat on mat"])[0][0]
     twin = search_batch(plain.model, [torch.tensor(ids[::-1])], plain.device, 1, 1.0, 1.5, 4)
     assert ours.source == [tok.id_to_piece(i) for i in ids]
     assert twin[0][0].attention is not None and ours.attention is not None
@@ -61,13 +61,27 @@ def test_reversed_source_columns_are_flipped_back(tok: Tokenizer) -> None:
 def test_batch_padding_columns_are_dropped(tok: Tokenizer, reverse: bool) -> None:
     translator = make_translator(tok, reverse=reverse)
     lines = ["the cat sat", "the bird number 12 sat on mat 40, then ran."]
-    batched = [hyps[0] for hyps in translator.translate_batch(lines)]
+    batched = [hyps[0] for hyps in translator.translate_lines(lines)]
     for line, together in zip(lines, batched, strict=True):
-        alone = translator.translate_batch([line])[0][0]
+        alone = translator.translate_lines([line])[0][0]
         assert together.attention is not None and alone.attention is not None
         assert together.attention.shape == (len(together.pieces) + 1, len(together.source))
         assert torch.allclose(together.attention, alone.attention, atol=1e-5)
         assert torch.allclose(together.attention.sum(1), torch.ones(len(together.pieces) + 1))
+
+
+def test_a_pool_of_many_batches_keeps_input_order(tok: Tokenizer) -> None:
+    """Lines pooled over several search batches (sorted by length) come back in input order,
+    each as it is translated alone; an empty line stays empty."""
+    translator = make_translator(tok)
+    lines = ["the bird number 12 sat on mat 40, then ran.", "", "the cat sat", "mat", "a b c d"]
+    pooled = translator.translate_lines(lines, batch_size=2)
+    assert len(pooled) == len(lines)
+    for line, hyps in zip(lines, pooled, strict=True):
+        alone = translator.translate_lines([line])[0][0]
+        assert (hyps[0].text, hyps[0].source) == (alone.text, alone.source)
+        assert hyps[0].score == pytest.approx(alone.score, rel=1e-6)
+    assert pooled[1][0].text == "" and pooled[1][0].source == []
 
 
 def test_split_line_attention_is_block_diagonal(tok: Tokenizer) -> None:
@@ -75,7 +89,7 @@ def test_split_line_attention_is_block_diagonal(tok: Tokenizer) -> None:
     ids = tok.encode(LONG)
     segments = split_long(ids, [tok.id_to_piece(i) for i in ids], 10)
     assert len(segments) > 2
-    out = translator.translate_batch([LONG])[0][0]
+    out = translator.translate_lines([LONG])[0][0]
     assert out.source == [tok.id_to_piece(i) for i in ids]
     assert out.attention is not None
     assert out.attention.shape == (len(out.pieces) + 1, len(ids))

@@ -152,7 +152,7 @@ def test_an_ensemble_translates_at_every_precision(precision: str) -> None:
     translator = Translator(Ensemble(members), config, tok, tok, CPU, precision)
     lines = ["the cat sat", "", "the cat number 7 sat on mat 3."]
     assert len(translator.translate(lines)) == 3
-    for n_best in translator.translate_batch(lines, n_best=2):
+    for n_best in translator.translate_lines(lines, n_best=2):
         assert n_best[0].attention is None or n_best[0].attention.dtype == torch.float32
 
 
