@@ -294,7 +294,10 @@ def translate(
         with long_lived():  # the imports and the model live until exit
             from nmt_cli.alignments import alignment_record, json_record, to_json_line
             from nmt_cli.errors import ConfigError, DataError
+            from nmt_cli.memory import keep_freed_memory
             from nmt_cli.translate import POOL_BATCHES, Translator, read_batches, read_prompted
+
+            keep_freed_memory()
 
             if (
                 n_best < 1
