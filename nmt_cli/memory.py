@@ -11,7 +11,6 @@ threshold, they are reused from the heap: `nmt translate` of test_2016_flickr at
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import functools
 
 # mallopt() parameters, from glibc's malloc.h.
@@ -25,8 +24,7 @@ _TRIM_THRESHOLD = 2**30
 def keep_freed_memory() -> bool:
     """Tune glibc's malloc as above; returns False (and changes nothing) off glibc."""
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or None)
-        mallopt = libc.mallopt
+        mallopt = ctypes.CDLL(None).mallopt  # the process's own symbols, libc's among them
     except (OSError, AttributeError, TypeError):  # no mallopt: macOS, Windows
         return False
     mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
