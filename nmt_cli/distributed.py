@@ -228,18 +228,23 @@ def job_failure(failures: dict[int, Any], run_dir: Path) -> NmtError:
     """One line for a failed job, naming the rank that failed first (the root cause).
 
     Ranks that stopped because another one failed (PeerLostError, or torchrun's SIGTERM) are
-    consequences, reported only when nothing else failed.
+    consequences, reported only when nothing else failed. A SIGABRT comes next to last: it is
+    how gloo ends a rank when a peer's connection drops inside a background thread, and
+    torchrun's timestamps are whole seconds, so the rank that really died first often ties.
 
     Args:
         failures: global rank -> torchrun's ProcessFailure (exitcode, timestamp, signal_name()).
     """
     from nmt_cli.train import TrainingInterrupted
 
-    def consequence(failure: Any) -> bool:
-        return failure.exitcode in (PeerLostError.exit_code, -signal.SIGTERM)
+    def likely_consequence(failure: Any) -> int:
+        if failure.exitcode in (PeerLostError.exit_code, -signal.SIGTERM):
+            return 2
+        return 1 if failure.exitcode == -signal.SIGABRT else 0
 
     rank, first = min(
-        failures.items(), key=lambda item: (consequence(item[1]), item[1].timestamp, item[0])
+        failures.items(),
+        key=lambda item: (likely_consequence(item[1]), item[1].timestamp, item[0]),
     )
     hint = _resume_hint(run_dir)
     if first.exitcode == TrainingInterrupted.exit_code:  # every rank stopped, as agreed

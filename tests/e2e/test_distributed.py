@@ -109,7 +109,7 @@ def test_a_rank_that_dies_ends_the_job_and_resume_continues(
     assert stderr.splitlines()[-1] == (
         f"nmt: error: rank 1 failed (killed by SIGKILL); see the messages above and "
         f"{run / 'train.log'}; continue with --resume"
-    )
+    ), stderr
     step = load_checkpoint(run / "checkpoints" / "last.pt")["step"]
     resumed = nmt(
         "train", str(data_dir), "--out", str(run), "--resume", "--device", "cpu",

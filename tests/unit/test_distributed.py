@@ -87,6 +87,12 @@ def test_job_failure_names_the_rank_that_failed_first(tmp_path: Path) -> None:
     assert str(job_failure(failures, tmp_path)) == (
         f"rank 1 failed (killed by SIGKILL); see the messages above and {log}"
     )
+    # gloo aborts rank 0 in the same second as rank 1 is killed: the kill is the cause
+    failures = {0: failure(-6), 1: failure(-9)}
+    assert str(job_failure(failures, tmp_path)).startswith("rank 1 failed (killed by SIGKILL)")
+    assert str(job_failure({0: failure(-6), 1: failure(-15)}, tmp_path)).startswith(
+        "rank 0 failed (killed by SIGABRT)"
+    )
     (tmp_path / "checkpoints").mkdir()
     (tmp_path / "checkpoints" / "last.pt").touch()
     failures = {0: failure(1, timestamp=101), 1: failure(1, timestamp=100)}
