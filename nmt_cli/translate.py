@@ -274,7 +274,7 @@ class Translator:
                 self.model,
                 [torch.tensor(s) for s in segments],
                 self.device,
-                d.batch_size,
+                batch_size or d.batch_size,
                 beam=beam or d.beam,
                 alpha=d.alpha,
                 max_len_a=d.max_len_a,

@@ -18,6 +18,7 @@ from nmt_cli.alignments import (
 from nmt_cli.config import Config, DataConfig, DecodeConfig, ModelConfig
 from nmt_cli.errors import ConfigError, DataError
 from nmt_cli.model import build_model, init_weights
+from nmt_cli.model.decoder import DecoderState
 from nmt_cli.tokenizer import Tokenizer, train_sentencepiece
 from nmt_cli.translate import Translation, Translator, join_parts, search_batch, split_long
 
@@ -75,7 +76,16 @@ def test_a_pool_of_many_batches_keeps_input_order(tok: Tokenizer) -> None:
     each as it is translated alone; an empty line stays empty."""
     translator = make_translator(tok)
     lines = ["the bird number 12 sat on mat 40, then ran.", "", "the cat sat", "mat", "a b c d"]
+    encode, sizes = translator.model.encode, []
+
+    def encode_and_count(src: torch.Tensor, *args: torch.Tensor) -> DecoderState:
+        sizes.append(src.size(0))
+        return encode(src, *args)
+
+    translator.model.encode = encode_and_count  # type: ignore[method-assign]
     pooled = translator.translate_lines(lines, batch_size=2)
+    assert sizes == [2, 2]  # the four non-empty lines in two search batches of two
+    translator.model.encode = encode  # type: ignore[method-assign]
     assert len(pooled) == len(lines)
     for line, hyps in zip(lines, pooled, strict=True):
         alone = translator.translate_lines([line])[0][0]
