@@ -33,6 +33,11 @@ def masked_softmax(scores: Tensor, mask: Tensor) -> Tensor:
 class Attention(nn.Module):
     """Base class; subclasses define `keys` and `score`."""
 
+    # The dtype the decoder runs the per-step attention in (None: the model's own). Only
+    # attentions without per-step weights can take another than the model's.
+    step_dtype: torch.dtype | None = None
+    has_step_weights = False
+
     def keys(self, memory: Tensor, summary: Tensor) -> Tensor:
         """Per-sentence precomputation.
 
@@ -90,6 +95,8 @@ class GeneralAttention(DotAttention):
 
 class AdditiveAttention(Attention):
     """Additive score v^T tanh(W_q q + W_k h_s) (Luong concat; Bahdanau's form)."""
+
+    has_step_weights = True
 
     def __init__(self, query_size: int, memory_size: int, hidden_size: int) -> None:
         super().__init__()

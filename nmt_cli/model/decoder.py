@@ -120,7 +120,10 @@ class Decoder(nn.Module):
         self, hidden: RNNState, memory: Tensor, keys: Tensor, mask: Tensor
     ) -> DecoderState:
         """The state before the first step. hidden: each layers x B x Hd."""
-        feed = memory.new_zeros(memory.size(0), self.output_size)
+        feed = hidden[0].new_zeros(memory.size(0), self.output_size)
+        dtype = self.attention.step_dtype
+        if dtype is not None:  # once per sentence, so each step casts only its queries
+            memory, keys = memory.to(dtype), keys.to(dtype)
         return DecoderState(hidden=hidden, feed=feed, memory=memory, keys=keys, mask=mask)
 
     def step(
@@ -143,17 +146,24 @@ class Decoder(nn.Module):
         if self.input_feeding:
             inputs.append(state.feed)
         if self.attend_before:  # Bahdanau: query with the previous top hidden state
-            context, attention = self.attention(
-                state.hidden[0][-1], state.keys, state.memory, state.mask
-            )
+            context, attention = self._attend(state.hidden[0][-1], state)
             inputs.append(context)
         hidden = self._recur(torch.cat(inputs, dim=-1), state.hidden, weights)
         top = hidden[0][-1]  # N x Hd
         if not self.attend_before:
-            context, attention = self.attention(top, state.keys, state.memory, state.mask)
+            context, attention = self._attend(top, state)
         out = self.out if weights is None else weights.out
         attentional = self.dropout(torch.tanh(out(torch.cat([top, context], dim=-1))))
         return attentional, replace(state, hidden=hidden, feed=attentional), attention  # N x O
+
+    def _attend(self, query: Tensor, state: DecoderState) -> tuple[Tensor, Tensor | None]:
+        """Attention for N queries; the context comes back in the query's dtype."""
+        if self.attention.step_dtype is None:
+            return self.attention(query, state.keys, state.memory, state.mask)
+        context, weights = self.attention(
+            query.to(self.attention.step_dtype), state.keys, state.memory, state.mask
+        )
+        return context.to(query.dtype), weights
 
     def _recur(self, x: Tensor, hidden: RNNState, weights: StepWeights | None) -> RNNState:
         """Run the stacked cells one step. x: N x I; hidden: each layers x N x Hd."""
