@@ -10,6 +10,7 @@ import gc
 import logging
 import os
 import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -290,6 +291,7 @@ def translate(
     source piece}, from the best hypothesis (empty lists for an empty line; a line translated
     in parts gets a block-diagonal matrix). Draw them with `nmt plot-attention FILE`.
     """
+    started = time.perf_counter()
     with user_errors():
         with long_lived():  # the imports and the model live until exit
             from nmt_cli.alignments import alignment_record, json_record, to_json_line
@@ -308,6 +310,7 @@ def translate(
             if with_attention and not json_:
                 raise ConfigError("--with-attention needs --json (or use --alignments FILE)")
             translator = Translator.load(model, checkpoint or ["best"], device, precision)
+        loaded = time.perf_counter()
         if (alignments or with_attention) and translator.config.model.attention == "none":
             raise ConfigError(
                 "--alignments/--with-attention: this model has no attention (model.attention: none)"
@@ -326,6 +329,7 @@ def translate(
             if interactive
             else read_batches(source, size * POOL_BATCHES)
         )
+        pieces = 0
         try:
             line_no = 1
             for lines in pools:
@@ -333,6 +337,7 @@ def translate(
                     lines, beam=beam, n_best=n_best, first_line=line_no, batch_size=size
                 )
                 for offset, hyps in enumerate(results):
+                    pieces += len(hyps[0].pieces)
                     if align_sink:
                         align_sink.write(to_json_line(alignment_record(line_no + offset, hyps[0])))
                     if json_:
@@ -349,6 +354,8 @@ def translate(
                 if align_sink:
                     align_sink.flush()
                 line_no += len(lines)
+            if not interactive:
+                _report_speed(line_no - 1, pieces, loaded - started, time.perf_counter() - loaded)
         except KeyboardInterrupt:
             if not interactive:
                 raise
@@ -361,6 +368,22 @@ def translate(
                 sink.close()
             if align_sink:
                 align_sink.close()
+
+
+def _report_speed(lines: int, pieces: int, loading: float, translating: float) -> None:
+    """One line on stderr at the end, as fairseq and OpenNMT-py print theirs (`nmt -q` hides it)."""
+    rates = ""
+    if lines and translating > 0:
+        rates = f": {lines / translating:,.1f} lines/s, {pieces / translating:,.0f} pieces/s"
+    log.info(
+        "translated %s line%s (%s target pieces) in %.2f s%s; the model loaded in %.2f s",
+        f"{lines:,}",
+        "" if lines == 1 else "s",
+        f"{pieces:,}",
+        translating,
+        rates,
+        loading,
+    )
 
 
 @app.command(name="eval", epilog="Example: nmt eval --ref test.en hyp.en --metrics bleu,chrf,ter")

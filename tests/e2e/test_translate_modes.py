@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import pty
+import re
 import select
 import signal
 import subprocess
@@ -27,6 +28,20 @@ def test_precisions_keep_one_line_per_input_line(run_dir: Path, precision: str) 
     assert len(out) == 4 and out[1] == ""
     assert "> " not in result.stderr  # no prompt when stdin is not a terminal
     assert "arning" not in result.stderr  # torch's deprecation warnings are not the user's
+
+
+def test_the_last_stderr_line_reports_what_was_translated_and_how_fast(run_dir: Path) -> None:
+    lines = ["3+4", "", "March 3, 1998", "12 + 7"]
+    result = nmt("translate", str(run_dir), "--json", input="\n".join(lines) + "\n")
+    pieces = sum(len(json.loads(line)["pieces"]) for line in result.stdout.splitlines())
+    assert pieces > 0
+    assert re.fullmatch(
+        rf"translated 4 lines \({pieces:,} target pieces\) in \d+\.\d\d s: [\d,.]+ lines/s, "
+        r"[\d,]+ pieces/s; the model loaded in \d+\.\d\d s",
+        result.stderr.strip().splitlines()[-1],
+    )
+    quiet = nmt("-q", "translate", str(run_dir), input="3+4\n")
+    assert quiet.stdout.count("\n") == 1 and "translated" not in quiet.stderr
 
 
 def test_unknown_precision_is_a_one_line_error(run_dir: Path) -> None:
