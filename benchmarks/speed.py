@@ -4,7 +4,8 @@ Measures, with the real `nmt` commands as a user runs them:
 - training: steady target tokens/s (steps after the first 50) in fp32 and bf16, peak RSS;
 - translation of test_2016_flickr (1000 sentences, batch 64): whole-process seconds for beam 5
   and greedy, with BLEU, and peak RSS, at each --precision; speed-ups against fp32 whole
-  process and with start-up excluded (each precision's one-line run subtracted);
+  process and of the translation alone (the seconds `nmt translate` reports on its last
+  stderr line, from the model loaded to the last line written);
 - latency: 4 lines through `nmt translate model.pt`, process start to answer;
 - the machine's matrix-multiply rate (PyTorch's default kernels and oneDNN), for the FLOP
   utilization of training (against oneDNN's, the kernels nmt runs on);
@@ -54,6 +55,14 @@ def timed(
     cmd: list[str], stdin: str | None = None, env: dict[str, str] | None = None
 ) -> tuple[float, float, str]:
     """Run cmd under /usr/bin/time: (wall seconds, peak RSS MiB, stdout)."""
+    seconds, rss, stdout, _ = timed_with_stderr(cmd, stdin, env)
+    return seconds, rss, stdout
+
+
+def timed_with_stderr(
+    cmd: list[str], stdin: str | None = None, env: dict[str, str] | None = None
+) -> tuple[float, float, str, str]:
+    """`timed`, and the command's own stderr (without /usr/bin/time's line)."""
     fmt = "__time__ %e %M"
     result = subprocess.run(
         ["/usr/bin/time", "-f", fmt, *cmd], input=stdin, capture_output=True, text=True, env=env
@@ -61,7 +70,8 @@ def timed(
     if result.returncode != 0:
         sys.exit(f"speed.py: {' '.join(cmd)} failed:\n{result.stderr[-2000:]}")
     match = re.findall(r"__time__ ([\d.]+) (\d+)", result.stderr)[-1]
-    return float(match[0]), int(match[1]) / 1024, result.stdout
+    stderr = result.stderr.rsplit("__time__", 1)[0]
+    return float(match[0]), int(match[1]) / 1024, result.stdout, stderr
 
 
 def nmt_cmd(*args: str) -> list[str]:
@@ -146,8 +156,11 @@ def ours_translate(
     default_kernels: bool = False,
 ) -> dict[str, float]:
     env = {**os.environ, "NMT_ONEDNN": "0"} if default_kernels else None
-    seconds, rss, out = timed(
-        nmt_cmd(
+    seconds, rss, out, report = timed_with_stderr(
+        [
+            sys.executable,
+            "-m",
+            "nmt_cli",
             "translate",
             str(model),
             "--beam",
@@ -158,11 +171,20 @@ def ours_translate(
             str(source),
             "--precision",
             precision,
-        ),
+        ],
         env=env,
     )
     name = f"ours-beam{beam}-{precision}" + ("-default-kernels" if default_kernels else "")
-    return {"seconds": seconds, "peak_rss_mib": round(rss), "bleu": bleu(out, ref, work, name)}
+    # The last stderr line: "translated N lines (...) in S s: ...; the model loaded in L s"
+    timing = re.search(r"\) in ([\d.]+) s.*loaded in ([\d.]+) s", report.splitlines()[-1])
+    assert timing, f"nmt translate did not report its speed: {report[-500:]}"
+    return {
+        "seconds": seconds,
+        "translate_s": float(timing.group(1)),
+        "load_s": float(timing.group(2)),
+        "peak_rss_mib": round(rss),
+        "bleu": bleu(out, ref, work, name),
+    }
 
 
 PEER_SCRIPTS = ROOT.parent / "shared" / "peers"
@@ -228,12 +250,6 @@ def peers_translate(data: Path) -> dict[str, dict[str, float]] | None:
     return table
 
 
-def startup_seconds(model: Path, precision: str) -> float:
-    """Whole-process seconds of a one-line translation: start-up, loading and packing."""
-    seconds, _, _ = timed(nmt_cmd("translate", str(model), "--precision", precision), "Ein Mann.\n")
-    return seconds
-
-
 def translate_rounds(
     model: Path, data: Path, work: Path, precisions: list[str], rounds: int, peers: bool
 ) -> tuple[dict[str, dict[str, object]], dict[str, dict[str, object]] | None]:
@@ -243,7 +259,7 @@ def translate_rounds(
     Returns our rows ("beam5" and "greedy" for fp32, "beam5_int8" etc.) and OpenNMT-py's
     ("beam5", "greedy"), each with the median seconds over the rounds and every round's time.
     Our rows also get, against fp32 in the same round (medians): `speedup` (whole process) and
-    `decode_speedup` (start-up excluded: each precision's one-line time subtracted), and with
+    `decode_speedup` (of the translation alone, as `nmt translate` times it), and with
     peers `of_onmt` (our seconds / OpenNMT-py's of that round).
     """
     source, ref = data / "test_2016_flickr.de", data / "test_2016_flickr.en"
@@ -251,16 +267,15 @@ def translate_rounds(
     ours: dict[str, list[dict[str, float]]] = {}
     theirs: dict[str, list[dict[str, float]]] = {}
     for round_no in range(1, rounds + 1):
-        startup = {p: startup_seconds(model, p) for p in precisions}
         for name, beam in (("beam5", 5), ("greedy", 1)):
             for label, precision, default_kernels in runs:
                 key = name if label == "fp32" else f"{name}_{label}"
                 row = ours_translate(model, source, ref, work, beam, precision, default_kernels)
-                row["startup_s"] = startup[precision]
                 ours.setdefault(key, []).append(row)
                 print(
                     f"round {round_no} {name:6} {label}: {row['seconds']:6.1f} s "
-                    f"(start-up {row['startup_s']:.1f} s)  BLEU {row['bleu']:.2f}  "
+                    f"(translating {row['translate_s']:.2f} s, loading {row['load_s']:.2f} s)  "
+                    f"BLEU {row['bleu']:.2f}  "
                     f"peak {row['peak_rss_mib']} MiB",
                     file=sys.stderr,
                     flush=True,
@@ -278,16 +293,14 @@ def translate_rounds(
         name = key.split("_")[0]
         fp32 = ours[name]
         entry = summarize(rows)
-        entry["startup_s"] = median([r["startup_s"] for r in rows])
+        entry["translate_s"] = median([r["translate_s"] for r in rows])
+        entry["load_s"] = median([r["load_s"] for r in rows])
         if key != name:
             entry["speedup"] = median(
                 [f["seconds"] / r["seconds"] for f, r in zip(fp32, rows, strict=True)]
             )
             entry["decode_speedup"] = median(
-                [
-                    (f["seconds"] - f["startup_s"]) / (r["seconds"] - r["startup_s"])
-                    for f, r in zip(fp32, rows, strict=True)
-                ]
+                [f["translate_s"] / r["translate_s"] for f, r in zip(fp32, rows, strict=True)]
             )
         if theirs:
             entry["of_onmt"] = median(
@@ -433,10 +446,13 @@ def main() -> None:
 def print_translate_table(results: dict[str, object]) -> None:
     theirs = results["translate_onmt"] or {}
     for key, row in results["translate"].items():  # type: ignore[attr-defined]
-        line = f"translate {key}: {row['seconds']:.1f} s, BLEU {row['bleu']:.2f}"
+        line = (
+            f"translate {key}: {row['seconds']:.1f} s (translating {row['translate_s']:.2f} s), "
+            f"BLEU {row['bleu']:.2f}"
+        )
         if "speedup" in row:
             line += f"; vs fp32 x{row['speedup']:.2f}"
-            line += f" (start-up excluded x{row['decode_speedup']:.2f})"
+            line += f" (translation alone x{row['decode_speedup']:.2f})"
         if "of_onmt" in row:
             peer = theirs[key.split("_")[0]]  # type: ignore[index]
             line += (
