@@ -23,7 +23,7 @@ from nmt_cli.config import Config, DecodeConfig, from_dict
 from nmt_cli.data import make_source_batch
 from nmt_cli.device import resolve_device
 from nmt_cli.errors import CheckpointError
-from nmt_cli.model import Seq2Seq, build_model
+from nmt_cli.model import Seq2Seq, build_model, skip_init
 from nmt_cli.precision import apply_precision, check_precision, search_context
 from nmt_cli.search import Hypothesis, StepFn, beam_search, greedy_search
 from nmt_cli.textio import clean_line
@@ -192,8 +192,9 @@ class Translator:
             file = resolve_checkpoint(Path(path), name)
             state = load_checkpoint(file)
             try:
-                config, src_tok, tgt_tok, model = build_from_checkpoint(state)
-                model.load_state_dict(state["model"])
+                with skip_init():  # every weight comes from the checkpoint
+                    config, src_tok, tgt_tok, model = build_from_checkpoint(state)
+                model.load_weights(state["model"])
             except (KeyError, RuntimeError) as e:
                 raise CheckpointError(
                     f"{file}: incomplete or mismatched checkpoint ({e})"

@@ -9,7 +9,7 @@ import torch
 
 from nmt_cli.config import ModelConfig
 from nmt_cli.data import make_source_batch
-from nmt_cli.model import Seq2Seq, build_model, init_weights
+from nmt_cli.model import Seq2Seq, build_model, init_weights, skip_init
 from nmt_cli.model.attention import masked_softmax
 from nmt_cli.model.seq2seq import reverse_padded
 from nmt_cli.search import Hypothesis, beam_search
@@ -214,3 +214,34 @@ def test_packed_step_weights_under_bf16_autocast_match_the_default_kernels(
     ]:
         assert got.dtype == want.dtype, name
         assert (got.float() - want.float()).norm() <= 1e-2 * want.float().norm(), name
+
+
+def test_skip_init_leaves_the_fills_out_and_nothing_else() -> None:
+    zeros = torch.zeros(3, 4)
+    with skip_init():
+        torch.nn.init.uniform_(zeros, -1, 1)
+        torch.nn.init.kaiming_uniform_(zeros)
+        zeros.normal_()
+        ones = torch.ones(2) + 1  # other ops run as ever
+    assert zeros.abs().sum() == 0 and ones.tolist() == [2.0, 2.0]
+    torch.nn.init.uniform_(zeros, -1, 1)
+    assert zeros.abs().sum() > 0
+
+
+@pytest.mark.parametrize("changes", [{}, {"share_embeddings": True, "tie_output": True}])
+def test_a_model_built_without_init_takes_the_checkpoint_weights_and_ties(changes: dict) -> None:
+    config = dataclasses.replace(SMALL, **changes)  # type: ignore[arg-type]
+    torch.manual_seed(0)
+    trained = build_model(config, 30, 30, joint_vocab=True)
+    init_weights(trained, 0.3)
+    with skip_init():
+        loaded = build_model(config, 30, 30, joint_vocab=True)
+    loaded.load_weights({k: v.clone() for k, v in trained.state_dict().items()})
+    if changes:
+        assert loaded.generator.weight is loaded.decoder.embedding.weight
+        assert loaded.encoder.embedding is loaded.decoder.embedding
+    sources = [torch.tensor([5, 6, 7]), torch.tensor([8, 9])]
+    targets = [torch.tensor([4, 5, 6]), torch.tensor([7, 8])]
+    _, want, _ = decode_teacher_forced(trained.eval(), sources, targets)
+    _, got, _ = decode_teacher_forced(loaded.eval(), sources, targets)
+    torch.testing.assert_close(got, want, rtol=0, atol=0)
