@@ -85,6 +85,34 @@ def length_penalty(length: int | Tensor, alpha: float) -> float | Tensor:
     return ((5 + length) / 6) ** alpha
 
 
+_BLOCK = 128  # columns per block in `top_k` (64-128 measured best at 8,000 and 40,000)
+
+
+def top_k(x: Tensor, k: int) -> tuple[Tensor, Tensor]:
+    """`x.topk(k, dim=1)`: the k largest values of each row of x (N x V) and their columns,
+    best first.
+
+    On the CPU, in two passes: torch.topk runs a selection over the whole row (1.0 ms for 64
+    sentences' 5 x 8,000 beam candidates here), but the k largest values lie in the k blocks
+    with the largest maxima, and a max per block is one vectorized pass. Selecting among those
+    blocks' columns gives the same values in 0.27 ms. Among equal values the two may pick
+    different columns (with bf16 logits, 3 of test_2016's 1,000 beam-5 translations changed).
+    Greedy search keeps torch.argmax: two passes were no faster there in a whole decode.
+    """
+    n, v = x.shape
+    blocks = v // _BLOCK
+    if x.device.type != "cpu" or blocks < 4 * k:
+        return x.topk(k, dim=1)
+    maxima = x[:, : blocks * _BLOCK].view(n, blocks, _BLOCK).amax(dim=2)  # N x blocks
+    best_blocks = maxima.topk(k, dim=1).indices  # N x k
+    columns = best_blocks.unsqueeze(2) * _BLOCK + torch.arange(_BLOCK)  # N x k x BLOCK
+    columns = columns.view(n, -1)
+    if v % _BLOCK:  # the columns after the last whole block are always candidates
+        columns = torch.cat([columns, torch.arange(blocks * _BLOCK, v).expand(n, -1)], dim=1)
+    values, picked = x.gather(1, columns).topk(k, dim=1)
+    return values, columns.gather(1, picked)
+
+
 @torch.no_grad()
 def greedy_search(
     step: StepFn[StateT],
@@ -244,7 +272,7 @@ def beam_search(
             not_eos = torch.arange(vocab, device=device) != eos_id
             cand.masked_fill_(forced.view(n, 1, 1) & not_eos, float("-inf"))
         cand = cand.view(n, -1)
-        top_scores, top_idx = cand.topk(2 * k, dim=1)  # N x 2k, best first
+        top_scores, top_idx = top_k(cand, 2 * k)  # N x 2k, best first
         top_beams = torch.div(top_idx, vocab, rounding_mode="floor")
         top_tokens = top_idx % vocab
         is_eos = top_tokens == eos_id  # N x 2k

@@ -16,7 +16,7 @@ import pytest
 import torch
 from torch import Tensor
 
-from nmt_cli.search import Hypothesis, beam_search, greedy_search, length_penalty
+from nmt_cli.search import Hypothesis, beam_search, greedy_search, length_penalty, top_k
 
 BOS, EOS = 1, 2  # eos is not 0 on purpose
 SRC_LEN = 3
@@ -324,3 +324,16 @@ def test_rejects_bad_arguments() -> None:
         beam_search(model, model.start([0]), 1, 2, BOS, EOS, lengths([3]), n_best=3)
     with pytest.raises(ValueError, match="max_lengths"):
         greedy_search(model, model.start([0]), 1, BOS, EOS, lengths([3, 4]))
+
+
+@pytest.mark.parametrize("vocab", [8000, 40_000, 5 * 8003, 300, 30])
+@pytest.mark.parametrize("k", [1, 10])
+def test_top_k_in_two_passes_equals_torch_topk(vocab: int, k: int) -> None:
+    g = torch.Generator().manual_seed(vocab + k)
+    x = torch.randn(7, vocab, generator=g) * 3
+    x[1, : vocab // 2] = float("-inf")  # a beam that does not exist yet
+    x[2, -3:] += 100  # the best values in the columns after the last whole block
+    x[3, :64] += 100  # ... and all in the first block
+    values, columns = top_k(x, k)
+    want_values, want_columns = x.topk(k, dim=1)
+    assert torch.equal(values, want_values) and torch.equal(columns, want_columns)
