@@ -356,6 +356,8 @@ def translate(
                 line_no += len(lines)
             if not interactive:
                 _report_speed(line_no - 1, pieces, loaded - started, time.perf_counter() - loaded)
+            global _skip_teardown
+            _skip_teardown = True  # the finally below closes what is left open
         except KeyboardInterrupt:
             if not interactive:
                 raise
@@ -505,8 +507,24 @@ def plot(
             print(write_tensorboard(rows, folder / "tensorboard"))
 
 
+# Set by a command whose output is all written and closed when it returns (translate).
+_skip_teardown = False
+
+
 def main() -> None:
-    app()
+    """The `nmt` entry point. After `nmt translate`, skips the interpreter's teardown: with
+    torch loaded it takes 0.15 s, a seventh of a one-line translation."""
+    try:
+        app()
+    except SystemExit as e:
+        if _skip_teardown and e.code in (0, None):
+            try:
+                sys.stdout.flush()
+                sys.stderr.flush()
+            except OSError:  # let the normal exit report it
+                raise e from None
+            os._exit(0)
+        raise
 
 
 if __name__ == "__main__":
