@@ -373,7 +373,7 @@ def translate(
 
 
 def _report_speed(lines: int, pieces: int, loading: float, translating: float) -> None:
-    """One line on stderr at the end, as fairseq and OpenNMT-py print theirs (`nmt -q` hides it)."""
+    """One line on stderr at the end, as fairseq-generate prints one (`nmt -q` hides it)."""
     rates = ""
     if lines and translating > 0:
         rates = f": {lines / translating:,.1f} lines/s, {pieces / translating:,.0f} pieces/s"

@@ -81,8 +81,9 @@ class Seq2Seq(nn.Module):
         self.word_dropout = word_dropout
 
     def load_weights(self, weights: dict[str, Tensor]) -> None:
-        """Take a state dict's tensors as this model's own (no copy; the model may be on the
-        meta device), keeping the generator tied to the target embedding if it was."""
+        """Take a state dict's tensors as this model's own, without a copy (so a model built
+        under `skip_init` is never filled), keeping the generator tied to the target embedding
+        if it was."""
         tied = self.generator.weight is self.decoder.embedding.weight
         self.load_state_dict(weights, assign=True)
         if tied:
