@@ -18,7 +18,6 @@ import yaml
 
 from nmt_cli.checkpoint import load_checkpoint, resolve_checkpoint
 from nmt_cli.errors import CheckpointError
-from nmt_cli.model import skip_init
 from nmt_cli.translate import build_from_checkpoint
 
 MODULES = ("encoder", "decoder", "bridge", "generator")
@@ -102,8 +101,7 @@ def run_info(path: Path, checkpoint: str = "last") -> RunInfo:
     file = resolve_checkpoint(Path(path), checkpoint)
     state = load_checkpoint(file)
     try:
-        with skip_init():  # shapes only
-            config, src_tok, tgt_tok, model = build_from_checkpoint(state)
+        config, src_tok, tgt_tok, model = build_from_checkpoint(state)  # shapes only
         vocab, step, best_score = state["vocab"], int(state["step"]), state.get("best_score")
         shapes = {name: tuple(t.shape) for name, t in state["model"].items()}
     except (KeyError, TypeError) as e:

@@ -131,7 +131,8 @@ def build_from_checkpoint(state: dict[str, Any]) -> tuple[Config, Tokenizer, Tok
         state: a checkpoint dict (from `load_checkpoint`).
 
     Returns:
-        The config, the source and target tokenizers, and the model (freshly built weights).
+        The config, the source and target tokenizers, and the model, its weights left
+        uninitialized (`skip_init`): take them with `Seq2Seq.load_weights`.
 
     Raises:
         KeyError: the dict has no config or vocab.
@@ -140,13 +141,14 @@ def build_from_checkpoint(state: dict[str, Any]) -> tuple[Config, Tokenizer, Tok
     vocab = state["vocab"]
     src_tok = Tokenizer.from_bytes(vocab["src_spm"])
     tgt_tok = Tokenizer.from_bytes(vocab["tgt_spm"])
-    model = build_model(
-        config.model,
-        src_tok.vocab_size,
-        tgt_tok.vocab_size,
-        vocab["joint"],
-        config.data.reverse_source,
-    )
+    with skip_init():  # every weight comes from the checkpoint
+        model = build_model(
+            config.model,
+            src_tok.vocab_size,
+            tgt_tok.vocab_size,
+            vocab["joint"],
+            config.data.reverse_source,
+        )
     return config, src_tok, tgt_tok, model
 
 
@@ -192,8 +194,7 @@ class Translator:
             file = resolve_checkpoint(Path(path), name)
             state = load_checkpoint(file)
             try:
-                with skip_init():  # every weight comes from the checkpoint
-                    config, src_tok, tgt_tok, model = build_from_checkpoint(state)
+                config, src_tok, tgt_tok, model = build_from_checkpoint(state)
                 model.load_weights(state["model"])
             except (KeyError, RuntimeError) as e:
                 raise CheckpointError(
