@@ -74,8 +74,9 @@ def timed_with_stderr(
     return float(match[0]), int(match[1]) / 1024, result.stdout, stderr
 
 
-def nmt_cmd(*args: str) -> list[str]:
-    return [sys.executable, "-m", "nmt_cli", "-q", *args]
+def nmt_cmd(*args: str, quiet: bool = True) -> list[str]:
+    """`nmt ARGS` in this interpreter; quiet (`-q`) unless its INFO lines are wanted."""
+    return [sys.executable, "-m", "nmt_cli", *(["-q"] if quiet else []), *args]
 
 
 def steady_tokens_per_s(train_log: Path, after_step: int = 50) -> float:
@@ -157,10 +158,7 @@ def ours_translate(
 ) -> dict[str, float]:
     env = {**os.environ, "NMT_ONEDNN": "0"} if default_kernels else None
     seconds, rss, out, report = timed_with_stderr(
-        [
-            sys.executable,
-            "-m",
-            "nmt_cli",
+        nmt_cmd(
             "translate",
             str(model),
             "--beam",
@@ -171,7 +169,8 @@ def ours_translate(
             str(source),
             "--precision",
             precision,
-        ],
+            quiet=False,  # its last stderr line reports the translating time
+        ),
         env=env,
     )
     name = f"ours-beam{beam}-{precision}" + ("-default-kernels" if default_kernels else "")
