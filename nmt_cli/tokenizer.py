@@ -14,11 +14,8 @@ from pathlib import Path
 import sentencepiece as spm
 
 from nmt_cli.errors import ConfigError, DataError
+from nmt_cli.special_ids import BOS_ID, EOS_ID, PAD_ID, UNK_ID
 
-PAD_ID = 0
-UNK_ID = 1
-BOS_ID = 2
-EOS_ID = 3
 SPECIAL_PIECES = {PAD_ID: "<pad>", UNK_ID: "<unk>", BOS_ID: "<s>", EOS_ID: "</s>"}
 
 MODEL_TYPES = ("unigram", "bpe")

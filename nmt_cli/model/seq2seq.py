@@ -13,7 +13,7 @@ from nmt_cli.errors import ConfigError
 from nmt_cli.model.attention import build_attention
 from nmt_cli.model.decoder import Decoder, DecoderState
 from nmt_cli.model.encoder import Encoder, RNNState
-from nmt_cli.tokenizer import PAD_ID, UNK_ID
+from nmt_cli.special_ids import PAD_ID, UNK_ID
 
 
 class Bridge(nn.Module):
@@ -126,10 +126,7 @@ class Seq2Seq(nn.Module):
         """
         state = self.encode(src, src_mask, src_lengths)
         tgt_in = self._drop_words(tgt_in)
-        if sampling_prob > 0.0:
-            outputs, _ = self.decoder.forward_sampled(tgt_in, state, self.generator, sampling_prob)
-        else:
-            outputs, _ = self.decoder(tgt_in, state)
+        outputs, _ = self.decoder(tgt_in, state, self.generator, sampling_prob)
         return outputs
 
     def _drop_words(self, tokens: Tensor) -> Tensor:
