@@ -167,6 +167,7 @@ class NoAttention(Attention):
         return (keys if group == 1 else keys.repeat_interleave(group, dim=0)), None
 
 
+# One entry per name in `names.ATTENTIONS`.
 ATTENTION: dict[str, type[Attention]] = {
     "none": NoAttention,
     "dot": DotAttention,

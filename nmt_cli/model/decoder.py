@@ -22,7 +22,8 @@ from nmt_cli.model.encoder import RNNState
 from nmt_cli.model.kernels import Cell, StepKernels, pass_kernels
 from nmt_cli.special_ids import PAD_ID
 
-CELLS: dict[str, Any] = {"lstm": nn.LSTMCell, "gru": nn.GRUCell, "rnn": nn.RNNCell}
+# One entry per name in `names.CELLS`.
+CELL_MODULES: dict[str, Any] = {"lstm": nn.LSTMCell, "gru": nn.GRUCell, "rnn": nn.RNNCell}
 
 
 @dataclass(frozen=True)
@@ -93,7 +94,7 @@ class Decoder(nn.Module):
         input_size += output_size if input_feeding else 0
         input_size += memory_size if attend_before else 0
         self.cells = nn.ModuleList(
-            CELLS[cell](input_size if i == 0 else hidden_size, hidden_size)
+            CELL_MODULES[cell](input_size if i == 0 else hidden_size, hidden_size)
             for i in range(num_layers)
         )
         self.cell_kind = cell

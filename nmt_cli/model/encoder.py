@@ -10,6 +10,7 @@ from torch import Tensor, nn
 from nmt_cli.model.dropout import Dropout
 from nmt_cli.model.segments import run_rnn
 
+# One entry per name in `names.CELLS`.
 RNNS: dict[str, Any] = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn": nn.RNN}
 
 # A recurrent state: (h, c) for an LSTM, (h,) for GRU / plain RNN; each layers x B x H.
