@@ -20,6 +20,10 @@ At every precision the decoder step's log-softmax, and all the search adds up, s
 (`Seq2Seq.decode_step` casts the logits); attention weights come back as fp32 (bf16-rounded
 under bf16 with additive attention). With int8 the activation scale is per batch, so a
 sentence's translation can depend on the other sentences in its batch.
+
+The inference kernels are chosen here, once, when a model is moved to its precision: the
+packed or quantized modules replace the float ones, and each attention learns its step dtype
+(`Attention.run_steps_in`). The model's step takes none of this as an argument.
 """
 
 from __future__ import annotations
