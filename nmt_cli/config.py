@@ -17,12 +17,9 @@ from typing import Any
 import yaml
 
 from nmt_cli.errors import ConfigError
+from nmt_cli.names import ATTENTIONS, BRIDGES, CELLS, TRAINING_PRECISIONS
 
-CELLS = ("lstm", "gru", "rnn")
-ATTENTIONS = ("none", "dot", "general", "concat", "bahdanau")
-BRIDGES = ("linear", "copy", "zero")
 SCHEDULES = ("constant", "plateau", "inverse_sqrt")
-PRECISIONS = ("fp32", "bf16")
 STOP_METRICS = ("bleu", "ppl")
 
 
@@ -119,7 +116,7 @@ class Config:
         _choice("model.attention", m.attention, ATTENTIONS)
         _choice("model.bridge", m.bridge, BRIDGES)
         _choice("train.schedule", t.schedule, SCHEDULES)
-        _choice("train.precision", t.precision, PRECISIONS)
+        _choice("train.precision", t.precision, TRAINING_PRECISIONS)
         _choice("train.stop_metric", t.stop_metric, STOP_METRICS)
         for name, value in _leaves(self):
             if isinstance(value, (int, float)) and not isinstance(value, bool) and value < 0:

@@ -16,7 +16,7 @@ from torch import Tensor
 from torch.nn.utils.rnn import pad_sequence
 
 from nmt_cli.corpus import EncodedSplit
-from nmt_cli.tokenizer import BOS_ID, EOS_ID, PAD_ID
+from nmt_cli.special_ids import BOS_ID, EOS_ID, PAD_ID
 
 
 @dataclass

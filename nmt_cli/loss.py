@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from nmt_cli.model.onednn import matmul
-from nmt_cli.tokenizer import PAD_ID
+from nmt_cli.special_ids import PAD_ID
 
 CHUNK_ELEMENTS = 1 << 22  # logits per chunk (16 MB in fp32): rows = this / vocabulary size
 

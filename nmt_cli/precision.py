@@ -2,12 +2,12 @@
 
 - fp32: the model as trained; the default and the reference the others are measured against.
   On the CPU its Linear and LSTMCell weights are packed for oneDNN (`model/onednn.py`): the
-  same fp32 arithmetic, 2-3x faster matmuls than the BLAS here.
+  same fp32 arithmetic, faster matmuls than the BLAS.
 - bf16 on the CPU: the weights are cast to bfloat16, so the LSTM and every Linear run in bf16.
   The per-step attention products (dot, general, none) run in fp32 on an fp32 copy of the
-  encoder states made once per sentence: oneDNN's bf16 bmm is about 2x slower than fp32's at
-  these shapes, and compiles a kernel for each new one (greedy test_2016: 1.55 -> 0.95 s in a
-  fresh process). Autocast is slower here: CPU autocast leaves the packed nn.LSTM and
+  encoder states made once per sentence (`Attention.run_steps_in`): oneDNN's bf16 bmm is
+  slower than fp32's at these shapes, and compiles a kernel for each new one (measurements in
+  benchmarks/README.md). Autocast is slower here: CPU autocast leaves the packed nn.LSTM and
   nn.LSTMCell in fp32. Fast only where the CPU has native bf16 (AVX512-BF16 or AMX); a warning
   says when it has not. The bf16 weights are packed for oneDNN like fp32's. On CUDA: bf16
   autocast, the weights stay fp32.
@@ -20,6 +20,10 @@ At every precision the decoder step's log-softmax, and all the search adds up, s
 (`Seq2Seq.decode_step` casts the logits); attention weights come back as fp32 (bf16-rounded
 under bf16 with additive attention). With int8 the activation scale is per batch, so a
 sentence's translation can depend on the other sentences in its batch.
+
+The inference kernels are chosen here, once, when a model is moved to its precision: the
+packed or quantized modules replace the float ones, and each attention learns its step dtype
+(`Attention.run_steps_in`). The model's step takes none of this as an argument.
 """
 
 from __future__ import annotations
@@ -35,8 +39,7 @@ from torch import nn
 from nmt_cli.errors import ConfigError
 from nmt_cli.model.attention import Attention
 from nmt_cli.model.onednn import pack_for_inference
-
-PRECISIONS = ("fp32", "bf16", "int8")
+from nmt_cli.names import PRECISIONS
 
 M = TypeVar("M", bound=nn.Module)
 
@@ -70,8 +73,8 @@ def apply_precision(model: M, precision: str, device: torch.device) -> M:
         if not _cpu_has_native_bf16():
             log.warning("this CPU has no native bf16 (AVX512-BF16/AMX): bf16 may be slower")
         for module in model.modules():
-            if isinstance(module, Attention) and not module.has_step_weights:
-                module.step_dtype = torch.float32
+            if isinstance(module, Attention):
+                module.run_steps_in(torch.float32)
         return pack_for_inference(model.to(torch.bfloat16))
     if precision == "int8":
         with warnings.catch_warnings():

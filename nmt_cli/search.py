@@ -15,11 +15,22 @@ rebuilds the final sequences once, at the end.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Protocol, TypeVar, overload
+from typing import Protocol, TypeVar
 
 import torch
 from torch import Tensor
+
+from nmt_cli.hypotheses import Hypothesis, length_penalty, to_hypotheses
+
+__all__ = [
+    "Hypothesis",
+    "SearchState",
+    "StepFn",
+    "beam_search",
+    "greedy_search",
+    "length_penalty",
+    "top_k",
+]
 
 _S = TypeVar("_S", bound="SearchState")
 
@@ -49,53 +60,17 @@ StateT = TypeVar("StateT", bound=SearchState)
 StepFn = Callable[[Tensor, StateT], tuple[Tensor, StateT, Tensor | None]]
 
 
-@dataclass
-class Hypothesis:
-    """One finished output sequence.
-
-    Attributes:
-        tokens: Output ids, without bos and eos.
-        score: The score used for ranking: `log_prob / length_penalty(len(tokens) + 1, alpha)`
-            in beam search, `log_prob` in greedy search.
-        log_prob: Sum of the token log-probs, eos included.
-        attention: T x S on the CPU, one row per output token including eos (T = len(tokens) + 1),
-            or None when the step returns no attention.
-    """
-
-    tokens: list[int]
-    score: float
-    log_prob: float
-    attention: Tensor | None = None
-
-
-@overload
-def length_penalty(length: int, alpha: float) -> float: ...
-@overload
-def length_penalty(length: Tensor, alpha: float) -> Tensor: ...
-def length_penalty(length: int | Tensor, alpha: float) -> float | Tensor:
-    """GNMT length penalty `((5 + length) / 6) ** alpha` (Wu et al., 2016).
-
-    Args:
-        length: Output length(s) including eos: an int, or a long tensor of any shape.
-        alpha: Strength; 0 means no normalization (the penalty is 1).
-
-    Returns:
-        The divisor for the summed log-prob, a float or a float tensor shaped like `length`.
-    """
-    return ((5 + length) / 6) ** alpha
-
-
-_BLOCK = 128  # columns per block in `top_k` (64-128 measured best at 8,000 and 40,000)
+_BLOCK = 128  # columns per block in `top_k` (benchmarks/README.md: 64-128 did best)
 
 
 def top_k(x: Tensor, k: int) -> tuple[Tensor, Tensor]:
     """`x.topk(k, dim=1)`: the k largest values of each row of x (N x V) and their columns,
     best first.
 
-    On the CPU, in two passes: torch.topk runs a selection over the whole row (1.0 ms for 64
-    sentences' 5 x 8,000 beam candidates here), but the k largest values lie in the k blocks
-    with the largest maxima, and a max per block is one vectorized pass. Selecting among those
-    blocks' columns gives the same values in 0.27 ms. Among equal values the two may pick
+    On the CPU, in two passes: torch.topk runs a selection over the whole row, but the k
+    largest values lie in the k blocks with the largest maxima, and a max per block is one
+    vectorized pass. Selecting among those blocks' columns gives the same values, several
+    times faster at beam search's k x vocabulary candidates. Among equal values the two may pick
     different columns (with bf16 logits, 3 of test_2016's 1,000 beam-5 translations changed).
     Greedy search keeps torch.argmax: two passes were no faster there in a whole decode.
     """
@@ -169,14 +144,10 @@ def greedy_search(
             state = state.index_select(keep, keep)
             alive, limit, total, best = alive[keep], limit[keep], total[keep], best[keep]
         prev = best
-    hyps = _to_hypotheses(
-        tokens.unsqueeze(1),
-        lengths.unsqueeze(1),
-        log_probs_out.unsqueeze(1),
-        log_probs_out.unsqueeze(1),
-        None if attention is None else attention.unsqueeze(1),
-        drop_empty=False,
-    )
+    # One hypothesis per sentence: n = 1 in to_hypotheses' B x n x ..., score = log_prob.
+    attention = None if attention is None else attention.unsqueeze(1)
+    tokens, lengths, log_probs_out = (t.unsqueeze(1) for t in (tokens, lengths, log_probs_out))
+    hyps = to_hypotheses(tokens, lengths, log_probs_out, log_probs_out, attention, False)
     return [h[0] for h in hyps]
 
 
@@ -263,7 +234,7 @@ def beam_search(
         log_probs, state, attn = step(prev, state)  # N*width x V, N*width x S
         vocab = log_probs.size(-1)
         forced = t >= limit  # N
-        # N x k x V; in place where it can (no fresh N x k x V buffer per step: 2-3 % faster)
+        # N x k x V; in place where it can (no fresh N x k x V buffer per step)
         if width == k:
             cand = log_probs.float().view(n, k, vocab).add_(beam_scores.unsqueeze(2))
         else:  # width 1: beams 1.. get -inf from their scores
@@ -327,7 +298,7 @@ def beam_search(
         out_beams[:, :n_best],
         eos_id,
     )
-    return _to_hypotheses(
+    return to_hypotheses(
         out_tokens,
         out_steps[:, :n_best],
         out_scores[:, :n_best],
@@ -374,43 +345,6 @@ def _backtrack(
         if attention is not None and hist_attention is not None:
             attention[:, :, t] = hist_attention[t, sent, ptr]
     return tokens, attention
-
-
-def _to_hypotheses(
-    tokens: Tensor,
-    lengths: Tensor,
-    scores: Tensor,
-    log_probs: Tensor,
-    attention: Tensor | None,
-    drop_empty: bool,
-) -> list[list[Hypothesis]]:
-    """Copies results to the CPU once and splits them into hypotheses.
-
-    Args:
-        tokens: B x n x T output ids.
-        lengths: B x n, tokens before eos.
-        scores: B x n ranking scores.
-        log_probs: B x n summed log-probs.
-        attention: B x n x T x S or None.
-        drop_empty: Drop slots scored -inf (beam slots no hypothesis filled).
-
-    Returns:
-        For each of the B sentences, its hypotheses in slot order.
-    """
-    tokens_cpu = tokens.cpu()
-    attention_cpu = None if attention is None else attention.cpu()
-    result: list[list[Hypothesis]] = []
-    for b, (lens, scs, lps) in enumerate(
-        zip(lengths.tolist(), scores.tolist(), log_probs.tolist(), strict=True)
-    ):
-        hyps = []
-        for j, (length, score, log_prob) in enumerate(zip(lens, scs, lps, strict=True)):
-            if drop_empty and score == float("-inf"):
-                continue
-            att = None if attention_cpu is None else attention_cpu[b, j, : length + 1].clone()
-            hyps.append(Hypothesis(tokens_cpu[b, j, :length].tolist(), score, log_prob, att))
-        result.append(hyps)
-    return result
 
 
 def _check_lengths(max_lengths: Tensor, batch_size: int) -> None:

@@ -14,11 +14,8 @@ from pathlib import Path
 import sentencepiece as spm
 
 from nmt_cli.errors import ConfigError, DataError
+from nmt_cli.special_ids import BOS_ID, EOS_ID, PAD_ID, UNK_ID
 
-PAD_ID = 0
-UNK_ID = 1
-BOS_ID = 2
-EOS_ID = 3
 SPECIAL_PIECES = {PAD_ID: "<pad>", UNK_ID: "<unk>", BOS_ID: "<s>", EOS_ID: "</s>"}
 
 MODEL_TYPES = ("unigram", "bpe")
@@ -83,14 +80,19 @@ def train_sentencepiece(
             eos_piece=SPECIAL_PIECES[EOS_ID],
         )
     except RuntimeError as err:
-        too_small = _TOO_SMALL.search(str(err))
-        if too_small:
-            raise ConfigError(
-                f"vocab_size {vocab_size} is too small for this corpus: it needs at least "
-                f"{too_small.group(2)} (one piece per distinct character plus the special pieces)"
-            ) from None
-        raise DataError(f"sentencepiece training failed: {str(err).strip()}") from None
+        raise _training_error(err, vocab_size) from None
     return model.getvalue()
+
+
+def _training_error(err: RuntimeError, vocab_size: int) -> ConfigError | DataError:
+    """The one-line error for a failed sentencepiece training."""
+    too_small = _TOO_SMALL.search(str(err))
+    if too_small:
+        return ConfigError(
+            f"vocab_size {vocab_size} is too small for this corpus: it needs at least "
+            f"{too_small.group(2)} (one piece per distinct character plus the special pieces)"
+        )
+    return DataError(f"sentencepiece training failed: {str(err).strip()}")
 
 
 class Tokenizer:

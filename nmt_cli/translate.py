@@ -26,8 +26,9 @@ from nmt_cli.errors import CheckpointError
 from nmt_cli.model import Seq2Seq, build_model, skip_init
 from nmt_cli.precision import apply_precision, check_precision, search_context
 from nmt_cli.search import Hypothesis, StepFn, beam_search, greedy_search
+from nmt_cli.special_ids import BOS_ID, EOS_ID
 from nmt_cli.textio import clean_line
-from nmt_cli.tokenizer import BOS_ID, EOS_ID, Tokenizer
+from nmt_cli.tokenizer import Tokenizer
 
 if TYPE_CHECKING:
     from nmt_cli.ensemble import Ensemble

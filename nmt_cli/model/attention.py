@@ -11,6 +11,8 @@ encoder's final summary.
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import torch
 from torch import Tensor, nn
 
@@ -31,12 +33,39 @@ def masked_softmax(scores: Tensor, mask: Tensor) -> Tensor:
 
 
 class Attention(nn.Module):
-    """Base class; subclasses define `keys` and `score`."""
+    """Base class; subclasses define `keys` and `score` (or `attend`).
 
-    # The dtype the decoder runs the per-step attention in (None: the model's own). Only
-    # attentions without per-step weights can take another than the model's.
-    step_dtype: torch.dtype | None = None
-    has_step_weights = False
+    The per-step dtype is this module's own kernel choice, made once by `run_steps_in` when
+    the model is moved to a precision: None runs in the model's dtype.
+    """
+
+    # Whether `score` multiplies by weights at every step; those steps must run in the
+    # weights' dtype. A property of the class, never changed.
+    has_step_weights: ClassVar[bool] = False
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.step_dtype: torch.dtype | None = None
+
+    def run_steps_in(self, dtype: torch.dtype) -> None:
+        """Run the per-step products in `dtype` from now on, if this attention has no per-step
+        weights (a no-op otherwise): queries are cast at each step, the encoder states once
+        per sentence (`step_inputs`), and the context comes back in the query's dtype."""
+        if not self.has_step_weights:
+            self.step_dtype = dtype
+
+    def step_inputs(self, memory: Tensor, keys: Tensor) -> tuple[Tensor, Tensor]:
+        """The encoder states and keys as the steps read them (cast once per sentence).
+
+        Args:
+            memory: B x S x He encoder states; keys: from `keys` (B x S x K, or B x He).
+
+        Returns:
+            memory and keys, in `step_dtype` when it is set.
+        """
+        if self.step_dtype is None:
+            return memory, keys
+        return memory.to(self.step_dtype), keys.to(self.step_dtype)
 
     def keys(self, memory: Tensor, summary: Tensor) -> Tensor:
         """Per-sentence precomputation.
@@ -66,8 +95,17 @@ class Attention(nn.Module):
             mask: B x S bool, True = real token.
 
         Returns:
-            context N x He and weights N x S.
+            context N x He (in the query's dtype) and weights N x S.
         """
+        if self.step_dtype is None:
+            return self.attend(query, keys, memory, mask)
+        context, weights = self.attend(query.to(self.step_dtype), keys, memory, mask)
+        return context.to(query.dtype), weights
+
+    def attend(
+        self, query: Tensor, keys: Tensor, memory: Tensor, mask: Tensor
+    ) -> tuple[Tensor, Tensor | None]:
+        """`forward` in the dtype of its inputs (the same arguments and results)."""
         batch, n = keys.size(0), query.size(0)
         grouped = query.view(batch, n // batch, query.size(-1))  # B x G x Hd
         weights = masked_softmax(self.score(grouped, keys), mask)  # B x G x S
@@ -96,7 +134,7 @@ class GeneralAttention(DotAttention):
 class AdditiveAttention(Attention):
     """Additive score v^T tanh(W_q q + W_k h_s) (Luong concat; Bahdanau's form)."""
 
-    has_step_weights = True
+    has_step_weights: ClassVar[bool] = True
 
     def __init__(self, query_size: int, memory_size: int, hidden_size: int) -> None:
         super().__init__()
@@ -122,13 +160,14 @@ class NoAttention(Attention):
     def keys(self, memory: Tensor, summary: Tensor) -> Tensor:
         return summary
 
-    def forward(
+    def attend(
         self, query: Tensor, keys: Tensor, memory: Tensor, mask: Tensor
     ) -> tuple[Tensor, Tensor | None]:
         group = query.size(0) // keys.size(0)
         return (keys if group == 1 else keys.repeat_interleave(group, dim=0)), None
 
 
+# One entry per name in `names.ATTENTIONS`.
 ATTENTION: dict[str, type[Attention]] = {
     "none": NoAttention,
     "dot": DotAttention,

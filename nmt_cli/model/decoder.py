@@ -9,9 +9,9 @@ next step's input.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from typing import Any, cast
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -19,26 +19,11 @@ from torch import Tensor, nn
 from nmt_cli.model.attention import Attention
 from nmt_cli.model.dropout import Dropout
 from nmt_cli.model.encoder import RNNState
-from nmt_cli.model.gates import cell_update
-from nmt_cli.model.step_weight import StepWeight
-from nmt_cli.tokenizer import PAD_ID
+from nmt_cli.model.kernels import Cell, StepKernels, pass_kernels
+from nmt_cli.special_ids import PAD_ID
 
-CELLS: dict[str, Any] = {"lstm": nn.LSTMCell, "gru": nn.GRUCell, "rnn": nn.RNNCell}
-
-
-@dataclass(frozen=True)
-class StepWeights:
-    """The decoder's per-step weights for one teacher-forced pass (see `StepWeight`).
-
-    Attributes:
-        cells: per layer, [W_ih W_hh] side by side (gates x (input + hidden)), for one matmul
-            of [x; h] per step, and b_ih + b_hh. None for GRU cells, whose candidate gate
-            needs W_hh h apart.
-        out: the attentional output layer's weight.
-    """
-
-    cells: list[tuple[StepWeight, Tensor]] | None
-    out: StepWeight
+# One entry per name in `names.CELLS`.
+CELL_MODULES: dict[str, Any] = {"lstm": nn.LSTMCell, "gru": nn.GRUCell, "rnn": nn.RNNCell}
 
 
 @dataclass(frozen=True)
@@ -109,159 +94,145 @@ class Decoder(nn.Module):
         input_size += output_size if input_feeding else 0
         input_size += memory_size if attend_before else 0
         self.cells = nn.ModuleList(
-            CELLS[cell](input_size if i == 0 else hidden_size, hidden_size)
+            CELL_MODULES[cell](input_size if i == 0 else hidden_size, hidden_size)
             for i in range(num_layers)
         )
         self.cell_kind = cell
         self.dropout = Dropout(dropout)
         self.out = nn.Linear(hidden_size + memory_size, output_size, bias=False)
+        # The kernel choice for teacher-forced passes with gradients: per-pass weights (see
+        # `kernels.py`), or False for the modules, one weight gradient per step.
+        self.per_pass_weights = True
 
     def init_state(
         self, hidden: RNNState, memory: Tensor, keys: Tensor, mask: Tensor
     ) -> DecoderState:
         """The state before the first step. hidden: each layers x B x Hd."""
         feed = hidden[0].new_zeros(memory.size(0), self.output_size)
-        dtype = self.attention.step_dtype
-        if dtype is not None:  # once per sentence, so each step casts only its queries
-            memory, keys = memory.to(dtype), keys.to(dtype)
+        memory, keys = self.attention.step_inputs(memory, keys)
         return DecoderState(hidden=hidden, feed=feed, memory=memory, keys=keys, mask=mask)
 
     def step(
-        self, embedded: Tensor, state: DecoderState, weights: StepWeights | None = None
+        self, embedded: Tensor, state: DecoderState
     ) -> tuple[Tensor, DecoderState, Tensor | None]:
-        """One decoder step.
+        """One decoder step, with the modules as they are (search, validation).
 
         Args:
             embedded: N x E embeddings of the previous output tokens.
             state: the state for the same N rows.
-            weights: in a teacher-forced pass, the per-step weights of this pass (the same
-                computation, with one weight-gradient matmul per sequence instead of one per
-                step); None calls the modules (search, validation, quantized models).
 
         Returns:
             the attentional vector N x O (after dropout), the new state, and the
             attention weights N x S (None for `attention: none`).
         """
+        return self._step(embedded, state, StepKernels(list(self.cells), self.out))
+
+    def _step(
+        self, embedded: Tensor, state: DecoderState, kernels: StepKernels
+    ) -> tuple[Tensor, DecoderState, Tensor | None]:
+        """`step` with the cells and output layer of `kernels`.
+
+        1. The input: the embedding, the previous attentional vector (input feeding) and, for
+           Bahdanau, the context attended with the previous top hidden state.
+        2. The stacked cells: new hidden states, each layers x N x Hd.
+        3. Luong: attend with the new top hidden state.
+        4. The attentional vector tanh(W [h_t; context]): N x O.
+        """
         inputs = [self.emb_dropout(embedded)]
         if self.input_feeding:
             inputs.append(state.feed)
         if self.attend_before:  # Bahdanau: query with the previous top hidden state
-            context, attention = self._attend(state.hidden[0][-1], state)
+            context, attention = self.attention(
+                state.hidden[0][-1], state.keys, state.memory, state.mask
+            )
             inputs.append(context)
-        hidden = self._recur(torch.cat(inputs, dim=-1), state.hidden, weights)
+        hidden = self._recur(torch.cat(inputs, dim=-1), state.hidden, kernels.cells)
         top = hidden[0][-1]  # N x Hd
         if not self.attend_before:
-            context, attention = self._attend(top, state)
-        out = self.out if weights is None else weights.out
-        attentional = self.dropout(torch.tanh(out(torch.cat([top, context], dim=-1))))
+            context, attention = self.attention(top, state.keys, state.memory, state.mask)
+        attentional = self.dropout(torch.tanh(kernels.out(torch.cat([top, context], dim=-1))))
         return attentional, replace(state, hidden=hidden, feed=attentional), attention  # N x O
 
-    def _attend(self, query: Tensor, state: DecoderState) -> tuple[Tensor, Tensor | None]:
-        """Attention for N queries; the context comes back in the query's dtype."""
-        if self.attention.step_dtype is None:
-            return self.attention(query, state.keys, state.memory, state.mask)
-        context, weights = self.attention(
-            query.to(self.attention.step_dtype), state.keys, state.memory, state.mask
-        )
-        return context.to(query.dtype), weights
-
-    def _recur(self, x: Tensor, hidden: RNNState, weights: StepWeights | None) -> RNNState:
+    def _recur(self, x: Tensor, hidden: RNNState, cells: Sequence[Cell]) -> RNNState:
         """Run the stacked cells one step. x: N x I; hidden: each layers x N x Hd."""
+        lstm = self.cell_kind == "lstm"
         new: list[tuple[Tensor, ...]] = []
-        for i, cell in enumerate(self.cells):
+        for i, cell in enumerate(cells):
             previous = tuple(part[i] for part in hidden)  # each N x Hd
-            if weights is None or weights.cells is None:
-                lstm = self.cell_kind == "lstm"
-                out = cell(x, previous if lstm else previous[0])
-                new.append(out if lstm else (out,))
-            else:
-                weight, bias = weights.cells[i]
-                new.append(_cell_step(self.cell_kind, weight, bias, x, previous))
-            x = self.dropout(new[-1][0]) if i + 1 < len(self.cells) else new[-1][0]
+            out = cell(x, previous if lstm else previous[0])
+            new.append(out if lstm else (out,))
+            x = self.dropout(new[-1][0]) if i + 1 < len(cells) else new[-1][0]
         return tuple(torch.stack(parts) for parts in zip(*new, strict=True))
 
-    def step_weights(self) -> StepWeights:
-        """The per-step weights for one teacher-forced pass (built once per batch)."""
-        cells = None
-        if self.cell_kind != "gru":
-            cells = [
-                (
-                    StepWeight(torch.cat([cell.weight_ih, cell.weight_hh], dim=1)),
-                    cell.bias_ih + cell.bias_hh,
-                )
-                for cell in cast("list[nn.RNNCellBase]", list(self.cells))
-            ]
-        return StepWeights(cells=cells, out=StepWeight(self.out.weight))
+    def forward(
+        self,
+        tgt_in: Tensor,
+        state: DecoderState,
+        generator: Callable[[Tensor], Tensor] | None = None,
+        sampling_prob: float = 0.0,
+    ) -> tuple[Tensor, list[Tensor | None]]:
+        """Teacher forcing over a whole target prefix, with optional scheduled sampling.
 
-    def forward(self, tgt_in: Tensor, state: DecoderState) -> tuple[Tensor, list[Tensor | None]]:
-        """Teacher forcing over a whole target prefix.
+        With gradients (and `per_pass_weights`), the steps run with per-pass weights
+        (`kernels.pass_kernels`); otherwise with the modules, as `step`.
+        Scheduled sampling (Bengio et al., 2015), when `sampling_prob` > 0: at every step t > 0
+        each sentence flips its own coin (one per target token): with probability
+        `sampling_prob` its input is the argmax of `generator` on its own step t-1 output
+        (detached: no gradient flows through the choice), otherwise the reference token
+        tgt_in[:, t]. Padding stays padding. The prediction comes from the training-mode output
+        (dropout included), as the model would see it if it kept going on its own.
 
         Args:
             tgt_in: B x T input tokens (BOS + target, padded).
             state: the initial state for the B sentences.
+            generator: attentional vectors B x O -> logits B x V; needed for sampling only.
+            sampling_prob: probability of feeding the prediction, in [0, 1].
 
         Returns:
             B x T x O attentional vectors and the per-step attention weights.
         """
-        embedded = self.embedding(tgt_in)  # B x T x E
-        weights = self.step_weights() if torch.is_grad_enabled() else None
-        outputs, attention = [], []
+        if sampling_prob > 0.0 and generator is None:
+            raise ValueError("scheduled sampling needs the generator")
+        # Without sampling every input is known: one embedding call for all steps.
+        embedded = self.embedding(tgt_in) if sampling_prob == 0.0 else None  # B x T x E
+        kernels = (
+            pass_kernels(self.cell_kind, self.cells, self.out)
+            if self.per_pass_weights and torch.is_grad_enabled()
+            else StepKernels(list(self.cells), self.out)
+        )
         # unbind, not embedded[:, t]: its backward stacks all steps' gradients at once instead
         # of writing each step's gradient into a fresh B x T x E zero tensor.
-        for embedded_t in embedded.unbind(1):
-            out, state, step_attention = self.step(embedded_t, state, weights)
-            outputs.append(out)
-            attention.append(step_attention)
-        return torch.stack(outputs, dim=1), attention
-
-    def forward_sampled(
-        self,
-        tgt_in: Tensor,
-        state: DecoderState,
-        generator: Callable[[Tensor], Tensor],
-        sampling_prob: float,
-    ) -> tuple[Tensor, list[Tensor | None]]:
-        """Teacher forcing with scheduled sampling (Bengio et al., 2015).
-
-        At every step t > 0, each sentence flips its own coin (one per target token): with
-        probability `sampling_prob` its input is the argmax of the generator on its own step
-        t-1 output (detached: no gradient flows through the choice), otherwise the reference
-        token tgt_in[:, t]. Padding stays padding.
-        The prediction comes from the training-mode output (dropout included), as the model
-        would see it if it kept going on its own.
-
-        Args:
-            tgt_in: B x T input tokens (BOS + target, padded).
-            state: the initial state for the B sentences.
-            generator: attentional vectors N x O -> logits N x V.
-            sampling_prob: probability of feeding the prediction, in [0, 1].
-
-        Returns:
-            B x T x O attentional vectors and the per-step attention weights, as `forward`.
-        """
+        reference = None if embedded is None else embedded.unbind(1)
         outputs: list[Tensor] = []
         attention: list[Tensor | None] = []
-        prev = tgt_in[:, 0]  # B, BOS
         for t in range(tgt_in.size(1)):
-            if t > 0:
-                gold = tgt_in[:, t]  # B
-                with torch.no_grad():
-                    predicted = generator(outputs[-1]).argmax(dim=-1)  # B
-                use_own = torch.rand(gold.shape, device=gold.device) < sampling_prob
-                prev = torch.where(use_own & (gold != PAD_ID), predicted, gold)
-            out, state, weights = self.step(self.embedding(prev), state)  # B x O
+            if reference is not None:
+                embedded_t = reference[t]  # B x E
+            elif t == 0 or generator is None:
+                embedded_t = self.embedding(tgt_in[:, t])
+            else:
+                embedded_t = self.embedding(
+                    _sample_inputs(tgt_in[:, t], outputs[-1], generator, sampling_prob)
+                )
+            out, state, step_attention = self._step(embedded_t, state, kernels)
             outputs.append(out)
-            attention.append(weights)
+            attention.append(step_attention)
         return torch.stack(outputs, dim=1), attention  # B x T x O
 
 
-def _cell_step(
-    kind: str, weight: StepWeight, bias: Tensor, x: Tensor, state: tuple[Tensor, ...]
-) -> tuple[Tensor, ...]:
-    """What nn.LSTMCell / nn.RNNCell (tanh) compute, with `weight` = [W_ih W_hh], `bias` =
-    b_ih + b_hh, and PyTorch's gate order (i, f, g, o).
+def _sample_inputs(
+    gold: Tensor, previous: Tensor, generator: Callable[[Tensor], Tensor], sampling_prob: float
+) -> Tensor:
+    """Scheduled sampling's inputs for one step.
 
-    x: N x I; state: (h, c) for an LSTM, (h,) for a plain RNN, each N x H.
+    Args:
+        gold: B reference tokens; previous: B x O the previous step's attentional vectors.
+        generator: B x O -> B x V logits; sampling_prob: probability of taking the argmax.
+
+    Returns:
+        B tokens: the argmax of `generator(previous)` or `gold`, per coin; padding stays.
     """
-    gates = weight(torch.cat([x, state[0].to(x.dtype)], dim=-1)) + bias  # N x (gates * H)
-    return cell_update(kind, gates, state)
+    with torch.no_grad():
+        predicted = generator(previous).argmax(dim=-1)  # B
+    use_own = torch.rand(gold.shape, device=gold.device) < sampling_prob
+    return torch.where(use_own & (gold != PAD_ID), predicted, gold)

@@ -1,6 +1,6 @@
 """Dropout that is cheap on the CPU.
 
-`nn.Dropout` on the CPU draws its mask with `bernoulli_`, about 3x the cost of a uniform draw,
+`nn.Dropout` on the CPU draws its mask with `bernoulli_`, several times a uniform draw's cost,
 and the decoder calls it twice per step: this one compares one uniform draw per element
 instead (the same distribution). On CUDA it defers to PyTorch's fused kernel.
 """

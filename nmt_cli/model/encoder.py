@@ -6,11 +6,11 @@ from typing import Any
 
 import torch
 from torch import Tensor, nn
-from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from nmt_cli.model.dropout import Dropout
-from nmt_cli.model.segments import FUSED, run_segmented
+from nmt_cli.model.segments import run_rnn
 
+# One entry per name in `names.CELLS`.
 RNNS: dict[str, Any] = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn": nn.RNN}
 
 # A recurrent state: (h, c) for an LSTM, (h,) for GRU / plain RNN; each layers x B x H.
@@ -21,8 +21,9 @@ class Encoder(nn.Module):
     """Embeds the source and runs a stacked, optionally bidirectional RNN.
 
     Padding never enters the recurrence: a sentence gets the same states alone or in a padded
-    batch. On CUDA the sequences are packed (cuDNN); on the CPU they run as segments of fused
-    calls (`segments.py`), twice as fast to train as PyTorch's packed CPU path, same result.
+    batch. `segments.run_rnn` picks how: packed sequences on CUDA (cuDNN) and for int8
+    models, segments of fused calls on the CPU (faster to train than PyTorch's packed CPU
+    path, the same result).
     """
 
     def __init__(
@@ -63,13 +64,7 @@ class Encoder(nn.Module):
             final: the last state of every layer, directions concatenated, each layers x B x H.
         """
         embedded = self.emb_dropout(self.embedding(src))  # B x S x E
-        if embedded.is_cuda or type(self.rnn) not in FUSED:  # cuDNN, or int8 quantized
-            packed = pack_padded_sequence(embedded, lengths, batch_first=True, enforce_sorted=False)
-            output, final = self.rnn(packed)
-            memory, _ = pad_packed_sequence(output, batch_first=True, total_length=src.size(1))
-            states = final if isinstance(final, tuple) else (final,)
-        else:
-            memory, states = run_segmented(self.rnn, embedded, lengths)
+        memory, states = run_rnn(self.rnn, embedded, lengths)  # B x S x H
         return self.out_dropout(memory), tuple(self._join_directions(s) for s in states)
 
     def _join_directions(self, state: Tensor) -> Tensor:

@@ -1,15 +1,17 @@
 """Float matmuls on the CPU through oneDNN, PyTorch's own deep-learning kernel library.
 
-PyTorch sends CPU fp32 matmuls to its BLAS (MKL). On this machine's AMD EPYC, MKL's sgemm
-reaches 100-180 GFLOP/s at our shapes, while oneDNN's kernels reach 270-420 GFLOP/s with the
-same fp32 arithmetic (fastest with the weight packed in their blocked layout): results differ
-from the BLAS only in summation order (~1e-6 relative). bf16 goes the same way.
+PyTorch sends CPU fp32 matmuls to its BLAS (MKL). At our shapes (small batches of rows against
+large weights) oneDNN's kernels are faster with the same fp32 arithmetic, fastest with the
+weight packed in their blocked layout (benchmarks/README.md has the measurements): results
+differ from the BLAS only in summation order (~1e-6 relative). bf16 goes the same way.
 
 - Inference: `pack_for_inference` swaps a model's nn.Linear and nn.LSTMCell modules for packed
-  copies, one reorder per weight when a model loads.
+  copies, one reorder per weight when a model is moved to its precision.
 - Training: `matmul` for the big products of the loss and the weight gradients, and `pack`
   once per batch for the decoder's per-step weights (`step_weight.py`).
-`NMT_ONEDNN=0` in the environment keeps PyTorch's default kernels (for A/B comparisons).
+
+`NMT_ONEDNN=0` in the environment keeps PyTorch's default kernels (for A/B comparisons). It is
+read once, when this module is first imported, into `ENABLED`: set it before starting Python.
 """
 
 from __future__ import annotations
@@ -23,7 +25,10 @@ from torch import Tensor, nn
 
 from nmt_cli.model.gates import cell_update
 
-# Rows the packed layout is tuned for; any row count works (64 measured best from 1 to 1000).
+# Whether oneDNN may be used at all: the environment is read once, here, never per call.
+ENABLED: bool = os.environ.get("NMT_ONEDNN", "1") != "0"
+
+# Rows the packed layout is tuned for; any row count works (a batch's rows are in the tens).
 _ROWS_HINT = 64
 
 M = TypeVar("M", bound=nn.Module)
@@ -32,9 +37,9 @@ M = TypeVar("M", bound=nn.Module)
 def available(device: torch.device, dtype: torch.dtype) -> bool:
     """Can (and should) float matmuls for `device` and `dtype` go through oneDNN here?"""
     return (
-        device.type == "cpu"
+        ENABLED
+        and device.type == "cpu"
         and dtype in (torch.float32, torch.bfloat16)
-        and os.environ.get("NMT_ONEDNN", "1") != "0"
         and _ops_present()
     )
 

@@ -13,10 +13,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from itertools import pairwise
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import Tensor, nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from nmt_cli.model.dropout import dropout
 
@@ -33,6 +34,29 @@ def reverse_within(x: Tensor, lengths: Tensor) -> Tensor:
     lengths = lengths.to(x.device).unsqueeze(1)
     index = torch.where(positions < lengths, lengths - 1 - positions, positions)
     return x.gather(1, index.unsqueeze(2).expand(-1, -1, x.size(2)))
+
+
+def run_rnn(rnn: nn.Module, x: Tensor, lengths: Tensor) -> tuple[Tensor, tuple[Tensor, ...]]:
+    """Run a batch_first RNN module over padded sequences as if they were packed.
+
+    The kernel follows what runs it: segments of fused calls (`run_segmented`) for a float
+    nn.LSTM / nn.GRU / nn.RNN on the CPU; PyTorch's packed sequences on CUDA (cuDNN packs
+    natively) and for the quantized modules an int8 model holds (no fused op takes them).
+
+    Args:
+        rnn: the recurrent module; x: B x S x I padded inputs; lengths: B lengths (>= 1, int64
+            on the CPU).
+
+    Returns:
+        outputs B x S x (dirs * H), zeros at padding, and the final states, each
+        (layers * dirs) x B x H.
+    """
+    if x.is_cuda or type(rnn) not in FUSED:
+        packed = pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)
+        output, final = rnn(packed)
+        memory, _ = pad_packed_sequence(output, batch_first=True, total_length=x.size(1))
+        return memory, final if isinstance(final, tuple) else (final,)
+    return run_segmented(cast(nn.RNNBase, rnn), x, lengths)
 
 
 def run_segmented(rnn: nn.RNNBase, x: Tensor, lengths: Tensor) -> tuple[Tensor, tuple[Tensor, ...]]:

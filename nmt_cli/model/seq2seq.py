@@ -13,7 +13,8 @@ from nmt_cli.errors import ConfigError
 from nmt_cli.model.attention import build_attention
 from nmt_cli.model.decoder import Decoder, DecoderState
 from nmt_cli.model.encoder import Encoder, RNNState
-from nmt_cli.tokenizer import PAD_ID, UNK_ID
+from nmt_cli.names import BRIDGES
+from nmt_cli.special_ids import PAD_ID, UNK_ID
 
 
 class Bridge(nn.Module):
@@ -21,6 +22,8 @@ class Bridge(nn.Module):
 
     def __init__(self, kind: str, enc_size: int, dec_size: int, dec_layers: int, n_states: int):
         super().__init__()
+        if kind not in BRIDGES:
+            raise ValueError(f"unknown bridge {kind!r}; valid: {', '.join(BRIDGES)}")
         self.kind, self.dec_size, self.dec_layers = kind, dec_size, dec_layers
         self.layers = nn.ModuleList(
             nn.Linear(enc_size, dec_size) for _ in range(n_states if kind == "linear" else 0)
@@ -126,10 +129,7 @@ class Seq2Seq(nn.Module):
         """
         state = self.encode(src, src_mask, src_lengths)
         tgt_in = self._drop_words(tgt_in)
-        if sampling_prob > 0.0:
-            outputs, _ = self.decoder.forward_sampled(tgt_in, state, self.generator, sampling_prob)
-        else:
-            outputs, _ = self.decoder(tgt_in, state)
+        outputs, _ = self.decoder(tgt_in, state, self.generator, sampling_prob)
         return outputs
 
     def _drop_words(self, tokens: Tensor) -> Tensor:
@@ -204,9 +204,8 @@ class skip_init(TorchFunctionMode):  # a context manager, named like torch.no_gr
     """Build modules without their random initialization, for weights a checkpoint replaces.
 
     nn.init's fills (and the tensor methods under them) return their tensor untouched, so the
-    weights hold whatever memory they got. Building the peer workload's model this way takes
-    13 ms instead of 230 ms (the meta device is no faster: its first fill imports 1.4 s of
-    torch's reference ops).
+    weights hold whatever memory they got. The fills are most of a model build's time (the
+    meta device is no faster: its first fill imports torch's reference ops).
     """
 
     FILLS = frozenset({"uniform_", "normal_", "kaiming_uniform_", "xavier_uniform_"})

@@ -2,14 +2,15 @@
 
 Autograd computes a per-step matmul's weight gradient at every step: a (out x N) @ (N x in)
 product with a small inner size N (the batch), added into a full-size gradient buffer. With
-~25 decoder steps per batch that is 25 inefficient products and 25 read-modify-writes of
-every weight gradient (12 MB per step for the peer workload's decoder). Here each step's
+T decoder steps per batch that is T inefficient products and T read-modify-writes of
+every full-size weight gradient. Here each step's
 backward computes only the input gradient and keeps (input, output gradient); when every step
 is done, autograd reaches the weight's own node, which computes the gradient as one product
 over all steps at once: the same sum, in one efficient matmul.
 
 On the CPU the step matmuls use W and W^T packed for oneDNN once per pass (`onednn.py`),
-3x faster than the BLAS at a batch's 50-200 rows.
+faster than the BLAS at a batch's few hundred rows. `kernels.pass_kernels` builds these
+weights, once per teacher-forced pass.
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ import torch
 
 from nmt_cli.config import ModelConfig
 from nmt_cli.data import make_source_batch
-from nmt_cli.model import Seq2Seq, build_model, init_weights, skip_init
+from nmt_cli.model import Seq2Seq, build_model, init_weights, onednn, skip_init
 from nmt_cli.model.attention import masked_softmax
 from nmt_cli.model.seq2seq import reverse_padded
 from nmt_cli.search import Hypothesis, beam_search
@@ -178,18 +178,18 @@ def teacher_forced_grads(model: Seq2Seq) -> tuple[torch.Tensor, dict[str, torch.
     return outputs.detach(), grads
 
 
-@pytest.mark.parametrize("onednn", ["1", "0"], ids=["onednn", "default-kernels"])
+@pytest.mark.parametrize("onednn_on", [True, False], ids=["onednn", "default-kernels"])
 @pytest.mark.parametrize("changes", CASES, ids=lambda c: ",".join(f"{k}={v}" for k, v in c.items()))
 def test_one_weight_gradient_per_sequence_equals_one_per_step(
-    changes: dict, onednn: str, monkeypatch: pytest.MonkeyPatch
+    changes: dict, onednn_on: bool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # Teacher forcing with gradients uses StepWeights (with oneDNN-packed weights on the CPU
-    # unless NMT_ONEDNN=0, as on CUDA); the modules (nn.LSTMCell, nn.Linear) compute the same
-    # outputs and gradients one step at a time with PyTorch's default kernels.
-    monkeypatch.setenv("NMT_ONEDNN", onednn)
+    # Teacher forcing with gradients uses per-pass weights (with oneDNN-packed weights on the
+    # CPU unless NMT_ONEDNN=0, as on CUDA); the modules (nn.LSTMCell, nn.Linear) compute the
+    # same outputs and gradients one step at a time with PyTorch's default kernels.
+    monkeypatch.setattr(onednn, "ENABLED", onednn_on)
     model = small_model(**changes).train()
     deferred, deferred_grads = teacher_forced_grads(model)
-    monkeypatch.setattr(model.decoder, "step_weights", lambda: None)
+    model.decoder.per_pass_weights = False
     per_step, per_step_grads = teacher_forced_grads(model)
     torch.testing.assert_close(deferred, per_step, atol=1e-5, rtol=1e-5)
     assert deferred_grads.keys() == per_step_grads.keys()
@@ -203,8 +203,8 @@ def test_packed_step_weights_under_bf16_autocast_match_the_default_kernels(
 ) -> None:
     # StepWeights pack bf16 copies under autocast; without oneDNN, F.linear autocasts instead.
     results = []
-    for onednn in ("1", "0"):
-        monkeypatch.setenv("NMT_ONEDNN", onednn)
+    for onednn_on in (True, False):
+        monkeypatch.setattr(onednn, "ENABLED", onednn_on)
         with torch.autocast("cpu", dtype=torch.bfloat16):
             results.append(teacher_forced_grads(small_model(**changes).train()))
     (packed, packed_grads), (plain, plain_grads) = results

@@ -14,7 +14,7 @@ from nmt_cli.config import Config, DecodeConfig, ModelConfig
 from nmt_cli.data import make_source_batch
 from nmt_cli.ensemble import Ensemble
 from nmt_cli.errors import ConfigError
-from nmt_cli.model import Seq2Seq, build_model, init_weights
+from nmt_cli.model import Seq2Seq, build_model, init_weights, onednn
 from nmt_cli.model.onednn import PackedLinear, PackedLSTMCell, available, pack_for_inference
 from nmt_cli.precision import apply_precision, check_precision
 from nmt_cli.search import beam_search
@@ -73,7 +73,7 @@ def test_unknown_precision_and_int8_off_the_cpu_are_config_errors() -> None:
 def test_bf16_casts_every_weight_keeps_ties_and_stays_close(
     changes: dict, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("NMT_ONEDNN", "0")  # packing would replace the tied generator
+    monkeypatch.setattr(onednn, "ENABLED", False)  # packing would replace the tied generator
     reference = step_probs(small_model(**changes))
     model = apply_precision(small_model(**changes), "bf16", CPU)
     assert {p.dtype for p in model.parameters()} == {torch.bfloat16}
@@ -134,9 +134,9 @@ def test_onednn_packing_swaps_the_matmul_layers_and_changes_only_rounding(change
 
 @ONEDNN
 def test_onednn_packing_follows_the_switch_and_skips_int8(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("NMT_ONEDNN", "0")
+    monkeypatch.setattr(onednn, "ENABLED", False)
     assert {type(m) for m in apply_precision(small_model(), "fp32", CPU).modules()} >= {nn.Linear}
-    monkeypatch.setenv("NMT_ONEDNN", "1")
+    monkeypatch.setattr(onednn, "ENABLED", True)
     kinds = {type(m) for m in apply_precision(small_model(), "int8", CPU).modules()}
     assert PackedLinear not in kinds and PackedLSTMCell not in kinds
 
