@@ -87,8 +87,8 @@ def checkpoint_steps(run: Path) -> list[int]:
     for path in sorted(folder.glob("*.pt")) if folder.is_dir() else []:
         state = load_checkpoint(path)  # raises CheckpointError on a damaged file
         if match := _STEP_FILE.fullmatch(path.name):
-            assert state["step"] == int(match.group(1)), path
-            steps.append(state["step"])
+            assert state.step == int(match.group(1)), path
+            steps.append(state.step)
     return steps
 
 
@@ -191,9 +191,9 @@ def run_trial(
     assert not temp_files(run), temp_files(run)
     final = load_checkpoint(run / "checkpoints" / "last.pt")
     expected = load_checkpoint(reference / "checkpoints" / "last.pt")
-    assert final["step"] == expected["step"] == max_steps
+    assert final.step == expected.step == max_steps
     trial.equal_weights = all(
-        torch.equal(tensor, final["model"][name]) for name, tensor in expected["model"].items()
+        torch.equal(tensor, final.model[name]) for name, tensor in expected.model.items()
     )
     trial.equal_metrics = metrics(run) == metrics(reference)
     trial.seconds = round(time.perf_counter() - start, 2)

@@ -1,35 +1,177 @@
-"""Checkpoints: atomic, self-contained files and the manager that keeps the last and best k.
+"""The checkpoint file: one typed `Checkpoint`, written atomically, read back with checks.
 
-A run folder holds `checkpoints/step-N.pt`, `best.pt`, `last.pt` and `manifest.json`. Every
-file is written to a temporary name, fsynced and renamed into place, so a kill at any moment
-leaves either the old file or the new one, never half of one. `best.pt` and `last.pt` are hard
-links (real files, not symlinks) to the step files, replaced atomically. A kill between those
-renames leaves `last.pt` behind the newest step file; `CheckpointManager.recover` finishes
-such a save before a run resumes. Loading checks every record's CRC-32, so a truncated or
-damaged file is an error, never silently wrong weights.
+This module is the only place that knows how a checkpoint is laid out on disk. Every file is
+written to a temporary name, fsynced and renamed into place, so a kill at any moment leaves
+either the old file or the new one, never half of one. Loading checks every record's CRC-32,
+the format version and every key the `Checkpoint` needs, so a truncated, damaged, foreign or
+incomplete file is a one-line `CheckpointError`, never silently wrong weights.
+
+On disk a checkpoint is one flat dict (format 1, unchanged since the first release, so files
+written before the typed `Checkpoint` still load, and files written now load in older nmt):
+`format_version`, `config`, `vocab`, `model`, `step`, optionally `score` and `averaged_from`,
+and, when it can resume training, `optimizer`, `schedule`, `sampler`, `best_score`,
+`bad_validations`, `elapsed`, `train_seconds`, `train_tokens` and `rng`.
+
+Scores are "higher is better" everywhere (the manifest, `best_score`, the schedule's plateau):
+perplexity is stored as -ppl. `score_from_metric` and `metric_from_score` are the one place
+that sign lives.
 """
 
 from __future__ import annotations
 
-import json
-import logging
 import os
-import re
 import zipfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
+from torch import Tensor
 
 from nmt_cli.errors import CheckpointError
 
 FORMAT_VERSION = 1
-_STEP_FILE = re.compile(r"step-(\d+)\.pt")
-
-log = logging.getLogger(__name__)
 
 
-def _fsync_dir(path: Path) -> None:
+@dataclass(frozen=True)
+class TrainingState:
+    """What a resumed run needs beyond the weights to continue exactly where it stopped.
+
+    Attributes:
+        optimizer: the optimizer's `state_dict`.
+        schedule: the learning-rate schedule's `state_dict`.
+        sampler: the batch sampler's `state_dict` (its position and RNG).
+        best_score: the best validation score so far (higher is better), None before any.
+        bad_validations: validations since the best one (early-stopping patience).
+        elapsed: wall-clock seconds the run has taken, over all its processes.
+        train_seconds: seconds spent in training steps (for the tokens/s figure).
+        train_tokens: target tokens trained on.
+        torch_rng: `torch.get_rng_state()`, a uint8 tensor.
+        cuda_rng: `torch.cuda.get_rng_state_all()`, or None without CUDA.
+    """
+
+    optimizer: dict[str, Any]
+    schedule: dict[str, Any]
+    sampler: dict[str, Any]
+    best_score: float | None
+    bad_validations: int
+    elapsed: float
+    train_seconds: float
+    train_tokens: int
+    torch_rng: Tensor
+    cuda_rng: list[Tensor] | None = None
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """A model with everything needed to translate with it and, optionally, to resume it.
+
+    Attributes:
+        config: the resolved config, as `Config.to_dict()` gives it.
+        vocab: the tokenizers, as `Vocab.to_state()` gives them (`src_spm`/`tgt_spm` bytes,
+            `joint`, `src_lang`, `tgt_lang`).
+        model: the model's `state_dict`.
+        step: the update count the weights were taken at (an average: the largest).
+        training: the state to resume training; None for a translation-only checkpoint
+            (e.g. one written by `nmt average`).
+        score: the validation score it was saved with (higher is better), if validated.
+        averaged_from: the checkpoints whose mean the weights are, for an average.
+    """
+
+    config: dict[str, Any]
+    vocab: dict[str, Any]
+    model: dict[str, Tensor]
+    step: int
+    training: TrainingState | None = None
+    score: float | None = None
+    averaged_from: list[str] | None = None
+
+
+def score_from_metric(value: float, stop_metric: str) -> float:
+    """The score (higher is better) of a validation metric: BLEU as is, perplexity as -ppl."""
+    return -value if stop_metric == "ppl" else value
+
+
+def metric_from_score(score: float, stop_metric: str) -> float:
+    """The metric's own value (BLEU, or perplexity: lower is better) of a score."""
+    return -score if stop_metric == "ppl" else score
+
+
+def _to_dict(ckpt: Checkpoint) -> dict[str, Any]:
+    """The on-disk layout (see the module docstring) of a checkpoint."""
+    state: dict[str, Any] = {
+        "format_version": FORMAT_VERSION,
+        "config": ckpt.config,
+        "vocab": ckpt.vocab,
+        "model": ckpt.model,
+        "step": ckpt.step,
+    }
+    if ckpt.score is not None:
+        state["score"] = ckpt.score
+    if ckpt.averaged_from is not None:
+        state["averaged_from"] = ckpt.averaged_from
+    t = ckpt.training
+    if t is not None:
+        state.update(
+            optimizer=t.optimizer,
+            schedule=t.schedule,
+            sampler=t.sampler,
+            best_score=t.best_score,
+            bad_validations=t.bad_validations,
+            elapsed=t.elapsed,
+            train_seconds=t.train_seconds,
+            train_tokens=t.train_tokens,
+            rng={"torch": t.torch_rng, "cuda": t.cuda_rng},
+        )
+    return state
+
+
+def _from_dict(state: dict[str, Any], path: Path) -> Checkpoint:
+    """The `Checkpoint` of an on-disk dict of this format version.
+
+    Raises:
+        CheckpointError: a key is missing or holds the wrong kind of value.
+    """
+
+    def need(where: dict[str, Any], key: str, kind: type | tuple[type, ...], name: str) -> Any:
+        if key not in where:
+            raise CheckpointError(f"{path}: incomplete checkpoint (no {name})")
+        if not isinstance(where[key], kind):
+            kind_name = type(where[key]).__name__
+            raise CheckpointError(f"{path}: damaged checkpoint ({name} is a {kind_name})")
+        return where[key]
+
+    vocab = need(state, "vocab", dict, "vocab")
+    for key, kind in (("src_spm", bytes), ("tgt_spm", bytes), ("joint", bool)):
+        need(vocab, key, kind, f"vocab.{key}")
+    training = None
+    if "optimizer" in state:  # else translation-only
+        rng = need(state, "rng", dict, "rng")
+        training = TrainingState(
+            optimizer=need(state, "optimizer", dict, "optimizer"),
+            schedule=need(state, "schedule", dict, "schedule"),
+            sampler=need(state, "sampler", dict, "sampler"),
+            best_score=need(state, "best_score", (int, float, type(None)), "best_score"),
+            bad_validations=need(state, "bad_validations", int, "bad_validations"),
+            elapsed=need(state, "elapsed", (int, float), "elapsed"),
+            train_seconds=need(state, "train_seconds", (int, float), "train_seconds"),
+            train_tokens=need(state, "train_tokens", int, "train_tokens"),
+            torch_rng=need(rng, "torch", Tensor, "rng.torch"),
+            cuda_rng=rng.get("cuda"),
+        )
+    return Checkpoint(
+        config=need(state, "config", dict, "config"),
+        vocab=vocab,
+        model=need(state, "model", dict, "model"),
+        step=need(state, "step", int, "step"),
+        training=training,
+        score=state.get("score"),
+        averaged_from=state.get("averaged_from"),
+    )
+
+
+def fsync_dir(path: Path) -> None:
+    """Make a rename inside the folder `path` durable."""
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -49,18 +191,23 @@ def atomic_write_bytes(path: Path, write: Any) -> None:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    _fsync_dir(path.parent)
+    fsync_dir(path.parent)
 
 
-def _write_checkpoint(state: dict[str, Any], path: Path) -> None:
-    state = {"format_version": FORMAT_VERSION, **state}
+def write_checkpoint(ckpt: Checkpoint, path: Path) -> None:
+    """Atomically write `ckpt` to `path`; an OSError (e.g. a full disk) passes through."""
+    state = _to_dict(ckpt)
     atomic_write_bytes(path, lambda f: torch.save(state, f))
 
 
-def save_checkpoint(state: dict[str, Any], path: Path) -> None:
-    """Atomically write a checkpoint dict (adds the format version)."""
+def save_checkpoint(ckpt: Checkpoint, path: Path) -> None:
+    """Atomically write `ckpt` to `path`.
+
+    Raises:
+        CheckpointError: the file cannot be written.
+    """
     try:
-        _write_checkpoint(state, path)
+        write_checkpoint(ckpt, Path(path))
     except OSError as e:
         raise CheckpointError(f"{path}: cannot write checkpoint: {e.strerror or e}") from None
 
@@ -84,11 +231,28 @@ def _check_integrity(path: Path) -> None:
         raise CheckpointError(f"{path}: corrupt checkpoint ({damaged} fails its CRC check)")
 
 
-def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+def _check_version(state: Any, path: Path) -> None:
+    if not isinstance(state, dict) or "format_version" not in state:
+        raise CheckpointError(f"{path}: not an nmt checkpoint")
+    version = state["format_version"]
+    if version != FORMAT_VERSION:
+        newer = isinstance(version, int) and version > FORMAT_VERSION
+        raise CheckpointError(
+            f"{path}: checkpoint format {version}, this nmt reads format {FORMAT_VERSION}; "
+            + ("it was written by a newer nmt" if newer else "it cannot be converted")
+        )
+
+
+def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> Checkpoint:
     """Load a checkpoint safely (weights_only: no code runs from the file) and check it.
 
+    Args:
+        path: the .pt file.
+        map_location: where its tensors go (the weights are memory-mapped on the CPU).
+
     Raises:
-        CheckpointError: missing, truncated or damaged file, not a checkpoint, other format.
+        CheckpointError: a missing, truncated or damaged file, not a checkpoint, another
+            format version, or a key missing.
     """
     path = Path(path)
     if not path.is_file():
@@ -100,18 +264,12 @@ def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dic
         raise
     except Exception as e:  # torch raises many types for damaged or foreign files
         raise CheckpointError(f"{path}: not a valid nmt checkpoint ({_reason(e)})") from None
-    if not isinstance(state, dict) or "format_version" not in state:
-        raise CheckpointError(f"{path}: not an nmt checkpoint")
-    if state["format_version"] != FORMAT_VERSION:
-        raise CheckpointError(
-            f"{path}: checkpoint format {state['format_version']} is not supported "
-            f"(this nmt reads format {FORMAT_VERSION})"
-        )
-    return state
+    _check_version(state, path)
+    return _from_dict(state, path)
 
 
 def resolve_checkpoint(path: Path, which: str = "best") -> Path:
-    """A run folder + best|last, or a checkpoint file, -> the .pt file to load."""
+    """A run folder + best|last|step-N.pt, or a checkpoint file, -> the .pt file to load."""
     path = Path(path)
     if path.is_dir():
         if which not in ("best", "last"):
@@ -130,128 +288,3 @@ def resolve_checkpoint(path: Path, which: str = "best") -> Path:
     if not path.exists():
         raise CheckpointError(f"{path}: no such run folder or checkpoint file")
     return path
-
-
-class CheckpointManager:
-    """Saves step checkpoints and keeps the last `keep_last` and the best `keep_best`."""
-
-    def __init__(self, run_dir: Path, keep_last: int, keep_best: int) -> None:
-        self.dir = Path(run_dir) / "checkpoints"
-        self.dir.mkdir(parents=True, exist_ok=True)
-        self.keep_last, self.keep_best = keep_last, keep_best
-        self.manifest_path = self.dir / "manifest.json"
-        for tmp in self.dir.glob(".*.tmp"):  # .NAME.PID.tmp: left by a killed process
-            tmp.unlink(missing_ok=True)
-        self.manifest: dict[str, Any] = {"last": [], "best": []}
-        if self.manifest_path.exists():
-            try:
-                self.manifest = json.loads(self.manifest_path.read_text())
-            except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-                log.warning("%s unreadable (%s); starting a new one", self.manifest_path, e)
-
-    @property
-    def last_path(self) -> Path:
-        return self.dir / "last.pt"
-
-    def save(self, state: dict[str, Any], step: int, score: float | None) -> Path:
-        """Write step-N.pt, update last.pt / best.pt and the manifest, prune old files.
-
-        Args:
-            state: the checkpoint contents.
-            step: the update count.
-            score: the validation score (higher is better), or None if not validated.
-        """
-        path = self.dir / f"step-{step}.pt"
-        try:
-            _write_checkpoint({**state, "score": score}, path)
-            self._register(path, step, score)
-        except OSError as e:  # e.g. disk full: the earlier files are untouched
-            last = f"{self.last_path} is" if self.last_path.exists() else "there is no"
-            raise CheckpointError(
-                f"{path}: cannot write checkpoint: {e.strerror or e}; "
-                f"{last} the last complete checkpoint"
-            ) from None
-        return path
-
-    def recover(self) -> dict[str, Any] | None:
-        """Finish a save that a crash interrupted; return the newest complete checkpoint.
-
-        A kill -9 can land after `step-N.pt` is renamed into place but before `last.pt`,
-        `best.pt` and the manifest follow, and can leave temp files behind. Step files only
-        ever appear whole, so the newest one that loads becomes `last.pt` again (the
-        constructor already removed the temp files). A step file that does not load (damaged
-        on disk) is skipped with a warning.
-
-        Returns:
-            the loaded state of the newest complete checkpoint (on the CPU), or None.
-        """
-        steps = sorted(
-            (int(m.group(1)), p)
-            for p in self.dir.glob("step-*.pt")
-            if (m := _STEP_FILE.fullmatch(p.name))
-        )
-        for step, path in reversed(steps):
-            try:
-                state = load_checkpoint(path)
-            except CheckpointError as e:
-                log.warning("skipping %s", e)
-                continue
-            in_place = (
-                self.last_path.exists()
-                and os.path.samefile(path, self.last_path)
-                and self.manifest["last"][-1:] == [path.name]
-            )
-            if not in_place:
-                log.warning("%s was saved but not registered (interrupted save); fixed", path)
-                try:
-                    self._register(path, step, state.get("score"))
-                except OSError as e:
-                    raise CheckpointError(
-                        f"{self.dir}: cannot update ({e.strerror or e})"
-                    ) from None
-            return state
-        return load_checkpoint(self.last_path) if self.last_path.exists() else None
-
-    def _register(self, path: Path, step: int, score: float | None) -> None:
-        """Point last.pt (and best.pt if it is the best) at a written step file, prune."""
-        name = path.name
-        last = [n for n in self.manifest["last"] if n != name] + [name]
-        best = [b for b in self.manifest["best"] if b["file"] != name]
-        if score is not None:
-            best = sorted(
-                [*best, {"file": name, "score": score, "step": step}],
-                key=lambda b: (-b["score"], b["step"]),
-            )
-        manifest = {"last": last[-self.keep_last :], "best": best[: self.keep_best]}
-        self._link(path, self.last_path)
-        if manifest["best"] and manifest["best"][0]["file"] == name:
-            self._link(path, self.dir / "best.pt")
-        elif not manifest["best"]:
-            self._link(path, self.dir / "best.pt")  # nothing validated yet: best = latest
-        self._write_manifest(manifest)
-        self._prune()
-
-    def _link(self, target: Path, link: Path) -> None:
-        tmp = link.with_name(f".{link.name}.{os.getpid()}.tmp")
-        tmp.unlink(missing_ok=True)
-        try:
-            os.link(target, tmp)
-        except OSError:  # no hard links on this filesystem: copy
-            atomic_write_bytes(tmp, lambda f: f.write(target.read_bytes()))
-        try:
-            os.replace(tmp, link)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
-        _fsync_dir(self.dir)
-
-    def _write_manifest(self, manifest: dict[str, Any]) -> None:
-        self.manifest = manifest
-        text = json.dumps(manifest, indent=1).encode()
-        atomic_write_bytes(self.manifest_path, lambda f: f.write(text))
-
-    def _prune(self) -> None:
-        keep = set(self.manifest["last"]) | {b["file"] for b in self.manifest["best"]}
-        for path in self.dir.glob("step-*.pt"):
-            if path.name not in keep:
-                path.unlink(missing_ok=True)

@@ -1,8 +1,9 @@
 """`nmt info`: what a run folder or checkpoint holds, without building an optimizer.
 
-The model is built on the meta device (shapes only, no memory, no weights loaded) to count
-parameters per top-level module; its parameter names and shapes are checked against the
-checkpoint's weights, so a mismatched file is reported rather than described wrongly.
+The model is built under `skip_init` (its tensors allocated but never initialized, no weights
+loaded) to count parameters per top-level module; its parameter names and shapes are checked
+against the checkpoint's weights, so a mismatched file is reported rather than described
+wrongly.
 """
 
 from __future__ import annotations
@@ -16,7 +17,13 @@ from typing import Any
 import torch
 import yaml
 
-from nmt_cli.checkpoint import load_checkpoint, resolve_checkpoint
+from nmt_cli.checkpoint import (
+    FORMAT_VERSION,
+    load_checkpoint,
+    metric_from_score,
+    resolve_checkpoint,
+)
+from nmt_cli.checkpoint_manager import MANIFEST, read_manifest
 from nmt_cli.errors import CheckpointError
 from nmt_cli.translate import build_from_checkpoint
 
@@ -99,41 +106,37 @@ class RunInfo:
 def run_info(path: Path, checkpoint: str = "last") -> RunInfo:
     """Describe a run folder (its `checkpoint`: best|last|step-N.pt) or a checkpoint file."""
     file = resolve_checkpoint(Path(path), checkpoint)
-    state = load_checkpoint(file)
-    try:
-        config, src_tok, tgt_tok, model = build_from_checkpoint(state)  # shapes only
-        vocab, step, best_score = state["vocab"], int(state["step"]), state.get("best_score")
-        shapes = {name: tuple(t.shape) for name, t in state["model"].items()}
-    except (KeyError, TypeError) as e:
-        raise CheckpointError(f"{file}: incomplete checkpoint (no {e})") from None
+    ckpt = load_checkpoint(file)
+    config, src_tok, tgt_tok, model = build_from_checkpoint(ckpt)  # shapes only
+    shapes = {name: tuple(t.shape) for name, t in ckpt.model.items()}
     if {name: tuple(t.shape) for name, t in model.state_dict().items()} != shapes:
         raise CheckpointError(
             f"{file}: its weights do not match its config's model (from another nmt version?)"
         )
     parameters, shared = count_parameters(model)
-    if best_score is not None and config.train.stop_metric == "ppl":
-        best_score = -best_score  # ranked as -perplexity, so that higher is better
-    elapsed = state.get("elapsed")
+    metric = config.train.stop_metric
+    training = ckpt.training
+    best_score = None if training is None else training.best_score
     folder = file.parent if Path(path).is_dir() else None  # RUN/checkpoints
-    listed = None if folder is None else list_checkpoints(folder, config.train.stop_metric)
+    listed = None if folder is None else list_checkpoints(folder, metric)
     return RunInfo(
         checkpoint=str(file),
-        format_version=state["format_version"],
-        step=step,
-        minutes=None if elapsed is None else round(float(elapsed) / 60, 2),
-        stop_metric=config.train.stop_metric,
-        best_score=best_score,
-        src_lang=vocab.get("src_lang"),
-        tgt_lang=vocab.get("tgt_lang"),
+        format_version=FORMAT_VERSION,
+        step=ckpt.step,
+        minutes=None if training is None else round(training.elapsed / 60, 2),
+        stop_metric=metric,
+        best_score=None if best_score is None else metric_from_score(best_score, metric),
+        src_lang=ckpt.vocab.get("src_lang"),
+        tgt_lang=ckpt.vocab.get("tgt_lang"),
         src_vocab=src_tok.vocab_size,
         tgt_vocab=tgt_tok.vocab_size,
-        joint_vocab=bool(vocab["joint"]),
+        joint_vocab=ckpt.vocab["joint"],
         parameters=parameters,
         shared=shared,
         checkpoints=listed,
         best_file=_same_file(folder, "best.pt", listed),
         last_file=_same_file(folder, "last.pt", listed),
-        config=state["config"],
+        config=ckpt.config,
     )
 
 
@@ -164,18 +167,12 @@ def list_checkpoints(folder: Path, stop_metric: str = "bleu") -> list[Checkpoint
 
     Scores are given in the metric's units (the manifest ranks perplexity as -ppl).
     """
-    manifest_path = folder / "manifest.json"
-    try:
-        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-        last, best = list(manifest["last"]), list(manifest["best"])
-    except FileNotFoundError:
+    manifest = read_manifest(folder / MANIFEST)
+    if manifest is None:
         return []
-    except (OSError, ValueError, KeyError, TypeError) as e:
-        raise CheckpointError(f"{manifest_path}: unreadable manifest ({e})") from None
-    sign = -1 if stop_metric == "ppl" else 1
-    ranks = {b["file"]: (rank, b) for rank, b in enumerate(best, start=1)}
+    ranks = {b.file: (rank, b) for rank, b in enumerate(manifest.best, start=1)}
     files = []
-    for name in sorted(set(last) | set(ranks), key=lambda n: _step_of(n) or -1):
+    for name in sorted(manifest.kept(), key=lambda n: _step_of(n) or -1):
         rank, entry = ranks.get(name, (None, None))
         path = folder / name
         files.append(
@@ -183,9 +180,9 @@ def list_checkpoints(folder: Path, stop_metric: str = "bleu") -> list[Checkpoint
                 file=name,
                 step=_step_of(name),
                 bytes=path.stat().st_size if path.is_file() else None,
-                score=None if entry is None else sign * entry["score"],
+                score=None if entry is None else metric_from_score(entry.score, stop_metric),
                 best_rank=rank,
-                last=name in last,
+                last=name in manifest.last,
             )
         )
     return files

@@ -10,9 +10,9 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
-from typing import Any
 
-from nmt_cli.checkpoint import CheckpointManager, atomic_write_bytes
+from nmt_cli.checkpoint import Checkpoint, atomic_write_bytes
+from nmt_cli.checkpoint_manager import CheckpointManager
 from nmt_cli.config import Config, from_dict, load_config
 from nmt_cli.corpus import Vocab
 from nmt_cli.errors import ConfigError
@@ -26,7 +26,7 @@ def saved_config(run_dir: Path) -> Config:
     return load_config(path)
 
 
-def resume_state(run_dir: Path, resume: bool, config: Config) -> dict[str, Any] | None:
+def resume_state(run_dir: Path, resume: bool, config: Config) -> Checkpoint | None:
     """The newest complete checkpoint to resume from, or None for a new run (folder created).
 
     After a crash the newest step file may not be `last.pt` yet; `recover` fixes that.
@@ -37,22 +37,28 @@ def resume_state(run_dir: Path, resume: bool, config: Config) -> dict[str, Any] 
         if not folder.is_dir():
             raise ConfigError(f"--resume: {folder} does not exist (nothing to resume)")
         manager = CheckpointManager(run_dir, config.train.keep_last, config.train.keep_best)
-        state = manager.recover()
-        if state is None:
+        ckpt = manager.recover()
+        if ckpt is None:
             raise ConfigError(f"--resume: no checkpoint in {folder} (nothing to resume)")
-        return state
+        return ckpt
     if folder.is_dir() and any(folder.glob("*.pt")):
         raise ConfigError(f"{run_dir} already has checkpoints; use --resume or another --out")
     run_dir.mkdir(parents=True, exist_ok=True)
     return None
 
 
-def check_resume(config: Config, state: dict[str, Any], vocab: Vocab, data_dir: Path) -> None:
+def check_resume(config: Config, ckpt: Checkpoint, vocab: Vocab, data_dir: Path) -> None:
     """A resumed run must keep the checkpoint's data, model and vocabulary.
 
-    The train and decode sections may change (e.g. a larger train.max_steps).
+    The train and decode sections may change (e.g. a larger train.max_steps). A
+    translation-only checkpoint (no training state) cannot be resumed.
     """
-    saved = from_dict(state["config"])
+    if ckpt.training is None:
+        raise ConfigError(
+            f"--resume: the checkpoint of step {ckpt.step} has no training state "
+            "(a translation-only checkpoint, e.g. an average)"
+        )
+    saved = from_dict(ckpt.config)
     for section in ("data", "model"):
         mine, theirs = getattr(config, section).__dict__, getattr(saved, section).__dict__
         for key in mine:
@@ -61,8 +67,7 @@ def check_resume(config: Config, state: dict[str, Any], vocab: Vocab, data_dir: 
                     f"--resume: {section}.{key} is {mine[key]!r} but the checkpoint was "
                     f"trained with {theirs[key]!r}"
                 )
-    saved_vocab = state["vocab"]
-    if (saved_vocab["src_spm"], saved_vocab["tgt_spm"]) != (
+    if (ckpt.vocab["src_spm"], ckpt.vocab["tgt_spm"]) != (
         vocab.src.model_bytes,
         vocab.tgt.model_bytes,
     ):

@@ -26,7 +26,8 @@ from typing import Any
 import torch
 
 from nmt_cli import rundir
-from nmt_cli.checkpoint import CheckpointManager
+from nmt_cli.checkpoint import Checkpoint, TrainingState, score_from_metric
+from nmt_cli.checkpoint_manager import CheckpointManager
 from nmt_cli.config import Config
 from nmt_cli.corpus import EncodedSplit, Vocab
 from nmt_cli.data import Batch, TrainBatches, eval_batches
@@ -155,39 +156,42 @@ class Trainer:
         self._bad_total = torch.zeros((), device=self.device)
 
     # ---- checkpoint state ------------------------------------------------------------------
-    def _load_state(self, state: dict[str, Any]) -> None:
-        self.model.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.schedule.load_state_dict(state["schedule"])
-        self.batches.load_state_dict(state["sampler"])
-        self.step, self.best_score = state["step"], state["best_score"]
-        self.bad_validations = state["bad_validations"]
-        self.elapsed = state["elapsed"]
-        self.train_seconds, self.train_tokens = state["train_seconds"], state["train_tokens"]
-        torch.set_rng_state(state["rng"]["torch"])
-        if torch.cuda.is_available() and state["rng"].get("cuda") is not None:
-            torch.cuda.set_rng_state_all(state["rng"]["cuda"])
+    def _load_state(self, ckpt: Checkpoint) -> None:
+        training = ckpt.training
+        assert training is not None, "rundir.check_resume refuses translation-only checkpoints"
+        self.model.load_state_dict(ckpt.model)
+        self.optimizer.load_state_dict(training.optimizer)
+        self.schedule.load_state_dict(training.schedule)
+        self.batches.load_state_dict(training.sampler)
+        self.step, self.best_score = ckpt.step, training.best_score
+        self.bad_validations = training.bad_validations
+        self.elapsed = training.elapsed
+        self.train_seconds, self.train_tokens = training.train_seconds, training.train_tokens
+        torch.set_rng_state(training.torch_rng)
+        if torch.cuda.is_available() and training.cuda_rng is not None:
+            torch.cuda.set_rng_state_all(training.cuda_rng)
         log.info("resumed from step %d", self.step)
 
-    def _state(self) -> dict[str, Any]:
-        return {
-            "config": self.config.to_dict(),
-            "vocab": self.vocab.to_state(),
-            "model": self.model.state_dict(),
-            "optimizer": self.optimizer.state_dict(),
-            "schedule": self.schedule.state_dict(),
-            "sampler": self.batches.state_dict(),
-            "step": self.step,
-            "best_score": self.best_score,
-            "bad_validations": self.bad_validations,
-            "elapsed": self.elapsed + time.perf_counter() - self._start,
-            "train_seconds": self.train_seconds,
-            "train_tokens": self.train_tokens,
-            "rng": {
-                "torch": torch.get_rng_state(),
-                "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
-            },
-        }
+    def _state(self) -> Checkpoint:
+        training = TrainingState(
+            optimizer=self.optimizer.state_dict(),
+            schedule=self.schedule.state_dict(),
+            sampler=self.batches.state_dict(),
+            best_score=self.best_score,
+            bad_validations=self.bad_validations,
+            elapsed=self.elapsed + time.perf_counter() - self._start,
+            train_seconds=self.train_seconds,
+            train_tokens=self.train_tokens,
+            torch_rng=torch.get_rng_state(),
+            cuda_rng=torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
+        )
+        return Checkpoint(
+            config=self.config.to_dict(),
+            vocab=self.vocab.to_state(),
+            model=self.model.state_dict(),
+            step=self.step,
+            training=training,
+        )
 
     # ---- the loop ------------------------------------------------------------------------
     def _batches(self) -> Iterator[list[Batch]]:
@@ -472,11 +476,8 @@ class Trainer:
         metrics = self.validate() if self.is_main else {}
         if self.dist is not None:  # the best score, patience and learning rate stay the same
             metrics = self.dist.from_main(metrics)
-        score = (
-            metrics["valid_bleu"]
-            if self.config.train.stop_metric == "bleu"
-            else -metrics["valid_ppl"]
-        )
+        metric = self.config.train.stop_metric
+        score = score_from_metric(metrics[f"valid_{metric}"], metric)
         improved = self.best_score is None or score > self.best_score
         if improved:
             self.best_score, self.bad_validations = score, 0

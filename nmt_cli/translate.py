@@ -18,7 +18,7 @@ from typing import IO, TYPE_CHECKING, Any, BinaryIO, cast
 import torch
 from torch import Tensor
 
-from nmt_cli.checkpoint import load_checkpoint, resolve_checkpoint
+from nmt_cli.checkpoint import Checkpoint, load_checkpoint, resolve_checkpoint
 from nmt_cli.config import Config, DecodeConfig, from_dict
 from nmt_cli.data import make_source_batch
 from nmt_cli.device import resolve_device
@@ -125,29 +125,25 @@ def split_long(ids: list[int], pieces: list[str], max_len: int) -> list[list[int
     return segments
 
 
-def build_from_checkpoint(state: dict[str, Any]) -> tuple[Config, Tokenizer, Tokenizer, Seq2Seq]:
+def build_from_checkpoint(ckpt: Checkpoint) -> tuple[Config, Tokenizer, Tokenizer, Seq2Seq]:
     """Rebuild what a checkpoint describes, without loading its weights.
 
     Args:
-        state: a checkpoint dict (from `load_checkpoint`).
+        ckpt: a checkpoint (from `load_checkpoint`).
 
     Returns:
         The config, the source and target tokenizers, and the model, its weights left
         uninitialized (`skip_init`): take them with `Seq2Seq.load_weights`.
-
-    Raises:
-        KeyError: the dict has no config or vocab.
     """
-    config = from_dict(state["config"])
-    vocab = state["vocab"]
-    src_tok = Tokenizer.from_bytes(vocab["src_spm"])
-    tgt_tok = Tokenizer.from_bytes(vocab["tgt_spm"])
+    config = from_dict(ckpt.config)
+    src_tok = Tokenizer.from_bytes(ckpt.vocab["src_spm"])
+    tgt_tok = Tokenizer.from_bytes(ckpt.vocab["tgt_spm"])
     with skip_init():  # every weight comes from the checkpoint
         model = build_model(
             config.model,
             src_tok.vocab_size,
             tgt_tok.vocab_size,
-            vocab["joint"],
+            ckpt.vocab["joint"],
             config.data.reverse_source,
         )
     return config, src_tok, tgt_tok, model
@@ -193,13 +189,13 @@ class Translator:
         models, first = [], None
         for name in names:
             file = resolve_checkpoint(Path(path), name)
-            state = load_checkpoint(file)
+            ckpt = load_checkpoint(file)
+            config, src_tok, tgt_tok, model = build_from_checkpoint(ckpt)
             try:
-                config, src_tok, tgt_tok, model = build_from_checkpoint(state)
-                model.load_weights(state["model"])
-            except (KeyError, RuntimeError) as e:
+                model.load_weights(ckpt.model)
+            except RuntimeError:  # names or shapes that are not its config's model
                 raise CheckpointError(
-                    f"{file}: incomplete or mismatched checkpoint ({e})"
+                    f"{file}: its weights do not match its config's model"
                 ) from None
             if first is None:
                 first = (config, src_tok, tgt_tok, file)

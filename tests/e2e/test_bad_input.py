@@ -160,7 +160,7 @@ def damaged(run_dir: Path, tmp_path: Path, kind: str) -> Path:
     [
         ("truncated", "not a valid nmt checkpoint"),
         ("flipped", "fails its CRC check"),
-        ("other-version", "checkpoint format 99 is not supported"),
+        ("other-version", "checkpoint format 99, this nmt reads format 1"),
         ("not-a-checkpoint", "not an nmt checkpoint"),
     ],
 )

@@ -31,7 +31,7 @@ def train(data_dir: Path, config_file: Path, out: Path, *args: str) -> str:
 
 
 def assert_same_weights(run: Path, other: Path) -> None:
-    mine, theirs = load_checkpoint(run)["model"], load_checkpoint(other)["model"]
+    mine, theirs = load_checkpoint(run).model, load_checkpoint(other).model
     assert mine.keys() == theirs.keys()  # no DDP `module.` prefix
     for name, tensor in mine.items():
         assert torch.allclose(tensor, theirs[name], rtol=0, atol=1e-5), name
@@ -110,10 +110,10 @@ def test_a_rank_that_dies_ends_the_job_and_resume_continues(
         f"nmt: error: rank 1 failed (killed by SIGKILL); see the messages above and "
         f"{run / 'train.log'}; continue with --resume"
     ), stderr
-    step = load_checkpoint(run / "checkpoints" / "last.pt")["step"]
+    step = load_checkpoint(run / "checkpoints" / "last.pt").step
     resumed = nmt(
         "train", str(data_dir), "--out", str(run), "--resume", "--device", "cpu",
         "--nproc", "2", "--set", f"train.max_steps={step + 3}",
     )  # fmt: skip
     assert f"resumed from step {step}" in resumed.stderr
-    assert load_checkpoint(run / "checkpoints" / "last.pt")["step"] == step + 3
+    assert load_checkpoint(run / "checkpoints" / "last.pt").step == step + 3

@@ -93,7 +93,7 @@ def test_signal_writes_a_checkpoint_and_exits_130(
     stopped = re.fullmatch(pattern, lines[-1] or lines[-2])
     assert stopped, stderr
     step = int(stopped.group(1))
-    assert load_checkpoint(run / "checkpoints" / "last.pt")["step"] == step >= 10
+    assert load_checkpoint(run / "checkpoints" / "last.pt").step == step >= 10
     assert temp_files(run) == []
     resumed = nmt(
         "train",
@@ -105,7 +105,7 @@ def test_signal_writes_a_checkpoint_and_exits_130(
         f"train.max_steps={step + 2}",
     )
     assert f"resumed from step {step}" in resumed.stderr
-    assert load_checkpoint(run / "checkpoints" / "last.pt")["step"] == step + 2
+    assert load_checkpoint(run / "checkpoints" / "last.pt").step == step + 2
 
 
 # ---- NaN / inf ---------------------------------------------------------------------------
@@ -163,7 +163,7 @@ def test_non_finite_loss_skips_the_update_and_counts_it(
     assert adam_steps == {4.0}  # the skipped updates did not advance Adam either
     messages = [r.getMessage() for r in caplog.records]
     assert "2 updates skipped so far (non-finite loss or gradients)" in messages
-    for name, tensor in load_checkpoint(tmp_path / "run/checkpoints/last.pt")["model"].items():
+    for name, tensor in load_checkpoint(tmp_path / "run/checkpoints/last.pt").model.items():
         assert torch.isfinite(tensor).all(), name
 
 
@@ -180,9 +180,9 @@ def test_non_finite_losses_in_a_row_stop_training(
     assert message.startswith("training diverged: 3 non-finite losses in a row at step 7; ")
     assert f"the last good checkpoint is {run / 'checkpoints' / 'last.pt'}" in message
     last = load_checkpoint(run / "checkpoints" / "last.pt")
-    assert last["step"] == 4
+    assert last.step == 4
     for name, tensor in trainer.model.state_dict().items():  # steps 5-7 changed nothing
-        assert torch.equal(tensor, last["model"][name]), name
+        assert torch.equal(tensor, last.model[name]), name
 
 
 # ---- disk full ---------------------------------------------------------------------------
@@ -214,9 +214,9 @@ def test_disk_full_while_saving_a_checkpoint(
     monkeypatch.undo()
     assert temp_files(run) == []
     assert sorted(p.name for p in folder.glob("*.pt")) == ["best.pt", "last.pt", "step-2.pt"]
-    assert load_checkpoint(folder / "last.pt")["step"] == 2
+    assert load_checkpoint(folder / "last.pt").step == 2
     result = Trainer(config, data_dir, run, device="cpu", resume=True).train()  # space again
-    assert result.steps == 6 and load_checkpoint(folder / "last.pt")["step"] == 6
+    assert result.steps == 6 and load_checkpoint(folder / "last.pt").step == 6
 
 
 # ---- CUDA out of memory ------------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -100,14 +101,12 @@ def test_inspect_errors(run_dir: Path, tmp_path: Path) -> None:
 
 def test_a_model_without_attention_has_no_alignments(run_dir: Path, tmp_path: Path) -> None:
     """An untrained `attention: none` model made from the run's checkpoint: no training needed."""
-    state = load_checkpoint(run_dir / "checkpoints" / "best.pt")
-    state["config"]["model"]["attention"] = "none"
-    config = from_dict(state["config"])
-    size = Tokenizer.from_bytes(state["vocab"]["src_spm"]).vocab_size  # joint vocabulary
+    ckpt = load_checkpoint(run_dir / "checkpoints" / "best.pt")
+    ckpt.config["model"]["attention"] = "none"
+    config = from_dict(ckpt.config)
+    size = Tokenizer.from_bytes(ckpt.vocab["src_spm"]).vocab_size  # joint vocabulary
     model = build_model(config.model, size, size, joint_vocab=True)
-    state["model"] = model.state_dict()
-    state.pop("format_version")
-    save_checkpoint(state, tmp_path / "none.pt")
+    save_checkpoint(dataclasses.replace(ckpt, model=model.state_dict()), tmp_path / "none.pt")
     result = nmt("translate", str(tmp_path / "none.pt"), "--alignments", str(tmp_path / "a"),
                  input="3+4\n", check=False)  # fmt: skip
     assert_one_line_error(result, "no attention", "model.attention: none")

@@ -31,7 +31,8 @@ def test_train_writes_a_complete_run_folder(run_dir: Path) -> None:
         p.name for p in checkpoints.iterdir()
     }
     state = load_checkpoint(checkpoints / "last.pt")
-    assert state["step"] == 60 and isinstance(state["vocab"]["src_spm"], bytes)
+    assert state.step == 60 and isinstance(state.vocab["src_spm"], bytes)
+    assert state.training is not None and state.training.sampler
 
 
 def test_translate_keeps_one_line_per_input_line(run_dir: Path, corpus: Path) -> None:
@@ -104,9 +105,9 @@ def test_resume_continues_exactly(data_dir: Path, config_file: Path, tmp_path: P
     nmt("train", str(data_dir), "--out", str(resumed), "--resume", "--set", "train.max_steps=40")
     a = load_checkpoint(straight / "checkpoints" / "last.pt")
     b = load_checkpoint(resumed / "checkpoints" / "last.pt")
-    assert a["step"] == b["step"] == 40
-    for name, tensor in a["model"].items():
-        assert torch.equal(tensor, b["model"][name]), name  # bitwise on CPU
+    assert a.step == b.step == 40
+    for name, tensor in a.model.items():
+        assert torch.equal(tensor, b.model[name]), name  # bitwise on CPU
     rows_a = (straight / "metrics.jsonl").read_text().splitlines()
     rows_b = (resumed / "metrics.jsonl").read_text().splitlines()
     assert [json.loads(r)["valid_ppl"] for r in rows_a] == [
@@ -133,10 +134,11 @@ def test_average_of_one_checkpoint_translates_like_it(run_dir: Path, tmp_path: P
     )
     nmt("average", str(run_dir), "--last", "2", "--out", str(tmp_path / "avg2.pt"))
     avg = load_checkpoint(tmp_path / "avg2.pt")
-    a = load_checkpoint(run_dir / "checkpoints" / "step-30.pt")["model"]
-    b = load_checkpoint(run_dir / "checkpoints" / "step-60.pt")["model"]
+    a = load_checkpoint(run_dir / "checkpoints" / "step-30.pt").model
+    b = load_checkpoint(run_dir / "checkpoints" / "step-60.pt").model
     name = "generator.weight"
-    torch.testing.assert_close(avg["model"][name], (a[name] + b[name]) / 2)
+    torch.testing.assert_close(avg.model[name], (a[name] + b[name]) / 2)
+    assert avg.training is None and avg.step == 60 and avg.averaged_from is not None
 
 
 def test_ensemble_of_a_model_with_itself_equals_the_model(run_dir: Path) -> None:

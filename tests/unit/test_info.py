@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from nmt_cli.checkpoint import save_checkpoint
+from nmt_cli.checkpoint import Checkpoint, TrainingState, load_checkpoint, save_checkpoint
 from nmt_cli.config import Config, ModelConfig, TrainConfig
 from nmt_cli.errors import CheckpointError
 from nmt_cli.info import count_parameters, list_checkpoints, run_info
@@ -53,17 +53,21 @@ def write_run(root: Path, stop_metric: str = "bleu") -> Path:
     model = build_model(config.model, 30, 30, joint_vocab=True)
     folder = root / "checkpoints"
     folder.mkdir(parents=True)
+    vocab = {"src_spm": spm, "tgt_spm": spm, "joint": True, "src_lang": "de", "tgt_lang": "en"}
     for step, score in ((10, -9.5), (20, -7.25)):
-        state = {
-            "config": config.to_dict(),
-            "vocab": {"src_spm": spm, "tgt_spm": spm, "joint": True, "src_lang": "de",
-                      "tgt_lang": "en"},
-            "model": model.state_dict(),
-            "step": step,
-            "best_score": score,
-            "elapsed": 90.0,
-        }  # fmt: skip
-        save_checkpoint(state, folder / f"step-{step}.pt")
+        training = TrainingState(
+            optimizer={},
+            schedule={},
+            sampler={},
+            best_score=score,
+            bad_validations=0,
+            elapsed=90.0,
+            train_seconds=60.0,
+            train_tokens=1000,
+            torch_rng=torch.get_rng_state(),
+        )
+        ckpt = Checkpoint(config.to_dict(), vocab, model.state_dict(), step, training, score)
+        save_checkpoint(ckpt, folder / f"step-{step}.pt")
     os.link(folder / "step-20.pt", folder / "last.pt")
     os.link(folder / "step-20.pt", folder / "best.pt")
     manifest = {
@@ -108,16 +112,23 @@ def test_missing_manifest_file_is_reported(tmp_path: Path) -> None:
 
 def test_weights_that_do_not_match_the_config_are_an_error(tmp_path: Path) -> None:
     path = write_run(tmp_path / "run") / "checkpoints" / "step-10.pt"
-    state = torch.load(path, weights_only=True)
-    state["model"]["generator.bias"] = torch.zeros(31)
-    save_checkpoint(state, path)
+    ckpt = load_checkpoint(path)
+    bigger = {**ckpt.model, "generator.bias": torch.zeros(31)}
+    save_checkpoint(dataclasses.replace(ckpt, model=bigger), path)
     with pytest.raises(CheckpointError, match="do not match its config"):
         run_info(path)
-    del state["model"]["generator.bias"]
-    save_checkpoint(state, path)
+    fewer = {k: v for k, v in ckpt.model.items() if k != "generator.bias"}
+    save_checkpoint(dataclasses.replace(ckpt, model=fewer), path)
     with pytest.raises(CheckpointError, match="do not match its config"):
         run_info(path)
-    del state["vocab"]
-    save_checkpoint(state, path)
-    with pytest.raises(CheckpointError, match="incomplete checkpoint"):
-        run_info(path)
+
+
+def test_averaged_checkpoint_info(tmp_path: Path) -> None:
+    """A translation-only checkpoint (no training state): no time or best score to show."""
+    path = write_run(tmp_path / "run") / "checkpoints" / "step-20.pt"
+    ckpt = load_checkpoint(path)
+    out = tmp_path / "avg.pt"
+    save_checkpoint(dataclasses.replace(ckpt, training=None, averaged_from=[str(path)]), out)
+    info = run_info(out)
+    assert (info.step, info.minutes, info.best_score) == (20, None, None)
+    assert "best valid   BLEU n/a" in info.to_text()
