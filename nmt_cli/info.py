@@ -18,7 +18,7 @@ import yaml
 
 from nmt_cli.checkpoint import load_checkpoint, resolve_checkpoint
 from nmt_cli.errors import CheckpointError
-from nmt_cli.translate import build_from_checkpoint
+from nmt_cli.loading import build_from_checkpoint
 
 MODULES = ("encoder", "decoder", "bridge", "generator")
 
