@@ -6,13 +6,11 @@ and start-up stay fast.
 
 from __future__ import annotations
 
-import gc
-import logging
 import os
 import sys
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -29,7 +27,6 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
-log = logging.getLogger("nmt_cli")
 
 
 def _version(value: bool) -> None:
@@ -50,24 +47,9 @@ def _main(
         bool, typer.Option("--quiet", "-q", help="Only warnings and errors on stderr.")
     ] = False,
 ) -> None:
-    console = _ConsoleHandler()
-    console.setLevel(logging.WARNING if quiet else logging.INFO)
-    console.setFormatter(logging.Formatter("%(message)s"))
-    logging.basicConfig(level=logging.WARNING, handlers=[console])
-    # INFO always reaches nmt's own handlers (train.log); --quiet only filters the console.
-    logging.getLogger("nmt_cli").setLevel(logging.INFO)
+    from nmt_cli.runtime import log_to_console
 
-
-class _ConsoleHandler(logging.Handler):
-    """Logs to stderr through tqdm, so messages don't tear a progress bar apart."""
-
-    def emit(self, record: logging.LogRecord) -> None:
-        from tqdm import tqdm
-
-        try:
-            tqdm.write(self.format(record), file=sys.stderr)
-        except Exception:
-            self.handleError(record)
+    log_to_console(quiet)
 
 
 @contextmanager
@@ -81,34 +63,12 @@ def user_errors() -> Iterator[None]:
     except KeyboardInterrupt:
         print("nmt: interrupted", file=sys.stderr)
         raise typer.Exit(130) from None
-    except BrokenPipeError:
-        _quiet_broken_pipe()
+    except BrokenPipeError:  # the reader went away (`nmt translate ... | head -1`)
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        raise typer.Exit(0) from None  # stop quietly, as Unix tools do
     except MemoryError:
         print("nmt: error: out of memory", file=sys.stderr)
         raise typer.Exit(1) from None
-
-
-@contextmanager
-def long_lived() -> Iterator[None]:
-    """Run start-up (imports, model loading) with the cyclic GC off, then freeze what it made.
-
-    `import torch` alone creates ~165k objects that live until exit. Left to the collector,
-    every full collection rescans them, during start-up and several times at interpreter exit:
-    about a third of `echo 'Ein Mann.' | nmt translate RUN` (measured on a 2-core machine).
-    """
-    gc.disable()
-    try:
-        yield
-    finally:
-        gc.freeze()
-        gc.enable()
-
-
-def _quiet_broken_pipe() -> None:
-    """The reader went away (`nmt translate ... | head -1`): stop quietly, as Unix tools do."""
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, sys.stdout.fileno())
-    raise typer.Exit(0)
 
 
 @app.command(
@@ -189,7 +149,9 @@ def train(
 
     Also runs as one rank of a torchrun job: torchrun --nproc-per-node N -m nmt_cli train ...
     """
-    _cap_kernel_caches()
+    from nmt_cli.runtime import cap_kernel_caches
+
+    cap_kernel_caches()  # before torch builds its first kernel
     with user_errors():
         from nmt_cli.config import load_config
         from nmt_cli.rundir import saved_config
@@ -206,186 +168,118 @@ def train(
         result = run(cfg, data, out, device=device, resume=resume)
         if result.rank != 0:  # rank 0 reports for the job
             return
-        best = "n/a" if result.best_score is None else f"{result.best_score:.2f}"
-        per_rank = f" per rank ({result.ranks} ranks)" if result.ranks > 1 else ""
-        print(
-            f"steps {result.steps} ({result.stopped_because}), {result.minutes:.1f} min, "
-            f"{result.tokens_per_second:,.0f} target tokens/s{per_rank}, "
-            f"best valid {cfg.train.stop_metric} {best}"
-        )
+        print(result.summary(cfg.train.stop_metric))
 
 
-def _cap_kernel_caches() -> None:
-    """Keep at most 64 compiled CPU kernels in oneDNN's and ideep's caches while training.
+TRANSLATE_HELP = """\
+Translate stdin (or --input) to stdout (or --output): one output line per input line.
 
-    Each keeps up to 1024, one per shape, and every training batch brings new shapes: fp32
-    training's RSS grew from 0.9 to 2.9 GB over 300 steps, and stays at 1.2 GB at 64 with no
-    measurable loss of speed. Translation keeps the default: there a few hundred shapes recur
-    (one per count of live rows), and at 64 translating test_2016 rebuilt kernels 1,228 times
-    in fp32 and 1,815 in bf16, 0.8 and 1.9 s of the run. Both are read when the first kernel
-    is built, so setting them before training starts works.
-    """
-    os.environ.setdefault("ONEDNN_PRIMITIVE_CACHE_CAPACITY", "64")
-    os.environ.setdefault("LRU_CACHE_CAPACITY", "64")
+When stdin is a terminal, a `> ` prompt (on stderr) asks for one line at a time and each
+is translated as soon as it is entered; Ctrl-D ends the session.
+
+With --n-best K, each input line gives K lines `LINE<TAB>SCORE<TAB>TEXT` (LINE is 1-based,
+best first; SCORE is the length-normalized log-probability).
+
+--json prints one object per input line: {"line", "translation", "score", "pieces"}, plus
+"n_best" (a list of {"translation", "score", "pieces"}) with --n-best K, and with
+--with-attention the alignment keys below.
+
+--alignments FILE writes one object per input line: {"line", "source": source pieces,
+"target": target pieces + "</s>", "weights": one row per target piece, one column per
+source piece}, from the best hypothesis (empty lists for an empty line; a line translated
+in parts gets a block-diagonal matrix). Draw them with `nmt plot-attention FILE`.
+"""
+_Checkpoints = Annotated[
+    list[str] | None,
+    typer.Option(
+        help="best, last, or a file in the run's checkpoints/; repeat it to ensemble "
+        "(probabilities averaged per step).",
+    ),
+]
+_Beam = Annotated[
+    int | None, typer.Option(help="Beam size (1 = greedy); default from the model's config.")
+]
+_NBest = Annotated[
+    int, typer.Option(help="Hypotheses per input: prints LINE<TAB>SCORE<TAB>TEXT lines.")
+]
+_Input = Annotated[
+    Path | None, typer.Option("--input", "-i", help="Read from this file instead of stdin.")
+]
+_Output = Annotated[
+    Path | None, typer.Option("--output", "-o", help="Write to this file instead of stdout.")
+]
+_Alignments = Annotated[
+    Path | None, typer.Option(help="Also write each line's attention to this file (JSON lines).")
+]
+_Json = Annotated[
+    bool, typer.Option("--json", help="One JSON object per input line instead of text.")
+]
+_WithAttention = Annotated[
+    bool,
+    typer.Option(
+        "--with-attention", help="With --json: add source, target and weights (the attention)."
+    ),
+]
+_Precision = Annotated[
+    str,
+    typer.Option(
+        help="fp32 (the model as trained), bf16 (CPU with native bf16, or CUDA) or int8 "
+        "(dynamic quantization, CPU only): faster, BLEU within a few tenths."
+    ),
+]
 
 
-@app.command(epilog="Example: nmt translate runs/de-en --beam 5 < test.de > hyp.en")
+@app.command(
+    help=TRANSLATE_HELP, epilog="Example: nmt translate runs/de-en --beam 5 < test.de > hyp.en"
+)
 def translate(
     model: Annotated[Path, typer.Argument(help="Run folder or checkpoint .pt file.")],
-    checkpoint: Annotated[
-        list[str] | None,
-        typer.Option(
-            help="best, last, or a file in the run's checkpoints/; repeat it to ensemble "
-            "(probabilities averaged per step).",
-        ),
-    ] = None,
-    beam: Annotated[
-        int | None, typer.Option(help="Beam size (1 = greedy); default from the model's config.")
-    ] = None,
+    checkpoint: _Checkpoints = None,
+    beam: _Beam = None,
     batch_size: Annotated[Optional[int], typer.Option(help="Sentences per batch.")] = None,  # noqa: UP045
-    n_best: Annotated[
-        int, typer.Option(help="Hypotheses per input: prints LINE<TAB>SCORE<TAB>TEXT lines.")
-    ] = 1,
-    input: Annotated[
-        Path | None, typer.Option("--input", "-i", help="Read from this file instead of stdin.")
-    ] = None,
-    output: Annotated[
-        Path | None, typer.Option("--output", "-o", help="Write to this file instead of stdout.")
-    ] = None,
+    n_best: _NBest = 1,
+    input: _Input = None,
+    output: _Output = None,
     device: Annotated[str, typer.Option(help="cpu, auto, cuda or cuda:N.")] = "cpu",
-    alignments: Annotated[
-        Path | None,
-        typer.Option(help="Also write each line's attention to this file (JSON lines)."),
-    ] = None,
-    json_: Annotated[
-        bool, typer.Option("--json", help="One JSON object per input line instead of text.")
-    ] = False,
-    with_attention: Annotated[
-        bool,
-        typer.Option(
-            "--with-attention", help="With --json: add source, target and weights (the attention)."
-        ),
-    ] = False,
-    precision: Annotated[
-        str,
-        typer.Option(
-            help="fp32 (the model as trained), bf16 (CPU with native bf16, or CUDA) or int8 "
-            "(dynamic quantization, CPU only): faster, BLEU within a few tenths."
-        ),
-    ] = "fp32",
+    alignments: _Alignments = None,
+    json_: _Json = False,
+    with_attention: _WithAttention = False,
+    precision: _Precision = "fp32",
 ) -> None:
-    """Translate stdin (or --input) to stdout (or --output): one output line per input line.
-
-    When stdin is a terminal, a `> ` prompt (on stderr) asks for one line at a time and each
-    is translated as soon as it is entered; Ctrl-D ends the session.
-
-    With --n-best K, each input line gives K lines `LINE<TAB>SCORE<TAB>TEXT` (LINE is 1-based,
-    best first; SCORE is the length-normalized log-probability).
-
-    --json prints one object per input line: {"line", "translation", "score", "pieces"}, plus
-    "n_best" (a list of {"translation", "score", "pieces"}) with --n-best K, and with
-    --with-attention the alignment keys below.
-
-    --alignments FILE writes one object per input line: {"line", "source": source pieces,
-    "target": target pieces + "</s>", "weights": one row per target piece, one column per
-    source piece}, from the best hypothesis (empty lists for an empty line; a line translated
-    in parts gets a block-diagonal matrix). Draw them with `nmt plot-attention FILE`.
-    """
+    """See TRANSLATE_HELP (`nmt translate --help`)."""
     started = time.perf_counter()
     with user_errors():
+        from nmt_cli.runtime import exit_now, long_lived
+
         with long_lived():  # the imports and the model live until exit
-            from nmt_cli.alignments import alignment_record, json_record, to_json_line
-            from nmt_cli.errors import ConfigError, DataError
-            from nmt_cli.memory import keep_freed_memory
-            from nmt_cli.translate import POOL_BATCHES, Translator, read_batches, read_prompted
+            from nmt_cli.stream import StreamOptions, check_attention, log_speed, translate_stream
+            from nmt_cli.textio import open_input, open_output
+            from nmt_cli.translate import Translator
 
-            keep_freed_memory()
-
-            if (
-                n_best < 1
-                or (beam is not None and beam < 1)
-                or (batch_size is not None and batch_size < 1)
-            ):
-                raise ConfigError("--beam, --batch-size and --n-best must be positive")
-            if with_attention and not json_:
-                raise ConfigError("--with-attention needs --json (or use --alignments FILE)")
-            translator = Translator.load(model, checkpoint or ["best"], device, precision)
-        loaded = time.perf_counter()
-        if (alignments or with_attention) and translator.config.model.attention == "none":
-            raise ConfigError(
-                "--alignments/--with-attention: this model has no attention (model.attention: none)"
+            options = StreamOptions(
+                beam, n_best, batch_size, "json" if json_ else "text", with_attention
             )
-        size = batch_size or translator.decode.batch_size
-        try:
-            align_sink = open(alignments, "w", encoding="utf-8") if alignments else None  # noqa: SIM115
-        except OSError as e:
-            raise DataError(f"{alignments}: cannot write ({e.strerror or e})") from None
-        source = open(input, "rb") if input else sys.stdin.buffer  # noqa: SIM115
-        sink = open(output, "w", encoding="utf-8") if output else sys.stdout  # noqa: SIM115
+            translator = Translator.load(model, checkpoint or ["best"], device, precision)
+        loading = time.perf_counter() - started
+        check_attention(translator, alignments is not None or with_attention)
         interactive = input is None and sys.stdin.isatty()
-        # A pool of lines read ahead (as many as are ready, up to POOL_BATCHES batches).
-        pools = (
-            read_prompted(source, sys.stderr)
-            if interactive
-            else read_batches(source, size * POOL_BATCHES)
-        )
-        pieces = 0
-        try:
-            line_no = 1
-            for lines in pools:
-                results = translator.translate_lines(
-                    lines, beam=beam, n_best=n_best, first_line=line_no, batch_size=size
+        with ExitStack() as files:
+            align_sink = files.enter_context(open_output(alignments)) if alignments else None
+            source = files.enter_context(open_input(input)) if input else sys.stdin.buffer
+            sink = files.enter_context(open_output(output)) if output else sys.stdout
+            prompt = sys.stderr if interactive else None
+            try:
+                stats = translate_stream(
+                    translator, source, sink, options, alignments=align_sink, prompt=prompt
                 )
-                for offset, hyps in enumerate(results):
-                    pieces += len(hyps[0].pieces)
-                    if align_sink:
-                        align_sink.write(to_json_line(alignment_record(line_no + offset, hyps[0])))
-                    if json_:
-                        record = json_record(line_no + offset, hyps, n_best > 1, with_attention)
-                        sink.write(to_json_line(record))
-                        continue
-                    if n_best == 1:
-                        sink.write(hyps[0].text + "\n")
-                        continue
-                    for k in range(n_best):
-                        h = hyps[min(k, len(hyps) - 1)]
-                        sink.write(f"{line_no + offset}\t{h.score:.4f}\t{h.text}\n")
-                sink.flush()
-                if align_sink:
-                    align_sink.flush()
-                line_no += len(lines)
+            except KeyboardInterrupt:
+                if not interactive:
+                    raise
+                print(file=sys.stderr)  # Ctrl-C ends a session quietly, off the prompt line
+                raise typer.Exit(130) from None
             if not interactive:
-                _report_speed(line_no - 1, pieces, loaded - started, time.perf_counter() - loaded)
-            global _skip_teardown
-            _skip_teardown = True  # the finally below closes what is left open
-        except KeyboardInterrupt:
-            if not interactive:
-                raise
-            print(file=sys.stderr)  # Ctrl-C ends a session quietly, off the prompt line
-            raise typer.Exit(130) from None
-        finally:
-            if input:
-                source.close()
-            if output:
-                sink.close()
-            if align_sink:
-                align_sink.close()
-
-
-def _report_speed(lines: int, pieces: int, loading: float, translating: float) -> None:
-    """One line on stderr at the end, as fairseq-generate prints one (`nmt -q` hides it)."""
-    rates = ""
-    if lines and translating > 0:
-        rates = f": {lines / translating:,.1f} lines/s, {pieces / translating:,.0f} pieces/s"
-    log.info(
-        "translated %s line%s (%s target pieces) in %.2f s%s; the model loaded in %.2f s",
-        f"{lines:,}",
-        "" if lines == 1 else "s",
-        f"{pieces:,}",
-        translating,
-        rates,
-        loading,
-    )
+                log_speed(stats, loading)
+        exit_now()  # every output is written and closed: skip the interpreter's teardown
 
 
 @app.command(name="eval", epilog="Example: nmt eval --ref test.en hyp.en --metrics bleu,chrf,ter")
@@ -400,21 +294,11 @@ def evaluate(
     """Score detokenized hypotheses against references with sacrebleu (signatures included)."""
     with user_errors():
         from nmt_cli.errors import ConfigError
-        from nmt_cli.evaluate import format_scores, score_corpus
-        from nmt_cli.textio import clean_line, read_lines
+        from nmt_cli.evaluate import format_scores, score_files
 
         if str(ref) == "-":
             raise ConfigError("--ref is required: nmt eval --ref REF [HYP]")
-        refs = read_lines(ref)
-        if hypotheses is None:
-            hyps = [clean_line(line.rstrip("\n"))[0] for line in sys.stdin]
-        else:
-            hyps = read_lines(hypotheses)
-        names = [m.strip() for m in metrics.split(",") if m.strip()]
-        scores = score_corpus(
-            hyps, refs, names, hyp_name=str(hypotheses or "stdin"), ref_name=str(ref)
-        )
-        print(format_scores(scores, json=json))
+        print(format_scores(score_files(hypotheses, ref, metrics), json=json))
 
 
 app.command(name="evaluate", help="Same as `nmt eval`.")(evaluate)
@@ -507,25 +391,6 @@ def plot(
             print(write_tensorboard(rows, folder / "tensorboard"))
 
 
-# Set by a command whose output is all written and closed when it returns (translate).
-_skip_teardown = False
-
-
 def main() -> None:
-    """The `nmt` entry point. After `nmt translate`, skips the interpreter's teardown: with
-    torch loaded it takes 0.15 s, a seventh of a one-line translation."""
-    try:
-        app()
-    except SystemExit as e:
-        if _skip_teardown and e.code in (0, None):
-            try:
-                sys.stdout.flush()
-                sys.stderr.flush()
-            except OSError:  # let the normal exit report it
-                raise e from None
-            os._exit(0)
-        raise
-
-
-if __name__ == "__main__":
-    main()
+    """The `nmt` entry point (pyproject.toml's script, and `python -m nmt_cli`)."""
+    app()

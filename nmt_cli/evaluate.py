@@ -9,14 +9,17 @@ cleanup (CRLF, runs of whitespace) does not change these scores on ordinary text
 from __future__ import annotations
 
 import difflib
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from json import dumps
+from pathlib import Path
 
 from sacrebleu.metrics import BLEU, CHRF, TER
 from sacrebleu.metrics.base import Metric
 
 from nmt_cli.errors import DataError, NmtError
+from nmt_cli.textio import clean_line, read_lines
 
 METRICS = ("bleu", "chrf", "ter")
 
@@ -98,6 +101,29 @@ def score_corpus(
             )
         )
     return scores
+
+
+def score_files(hypotheses: Path | None, references: Path, metrics: str = "bleu") -> list[Score]:
+    """Scores a hypotheses file (stdin when None) against a references file, as `nmt eval` does.
+
+    Args:
+        hypotheses: detokenized output, one line per segment; None reads stdin.
+        references: one reference per line.
+        metrics: comma-separated names from `METRICS`.
+
+    Raises:
+        DataError: a file is unreadable, or see `score_corpus`.
+        NmtError: see `score_corpus`.
+    """
+    refs = read_lines(references)
+    if hypotheses is None:
+        hyps = [clean_line(line.rstrip("\n"))[0] for line in sys.stdin]
+    else:
+        hyps = read_lines(hypotheses)
+    names = [m.strip() for m in metrics.split(",") if m.strip()]
+    return score_corpus(
+        hyps, refs, names, hyp_name=str(hypotheses or "stdin"), ref_name=str(references)
+    )
 
 
 def format_scores(scores: Sequence[Score], json: bool = False) -> str:

@@ -25,7 +25,7 @@ from nmt_cli.checkpoint import (
 )
 from nmt_cli.checkpoint_manager import MANIFEST, read_manifest
 from nmt_cli.errors import CheckpointError
-from nmt_cli.translate import build_from_checkpoint
+from nmt_cli.loading import build_from_checkpoint
 
 MODULES = ("encoder", "decoder", "bridge", "generator")
 

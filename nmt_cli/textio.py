@@ -11,6 +11,7 @@ import enum
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO, TextIO
 
 from nmt_cli.errors import DataError
 
@@ -136,6 +137,30 @@ def read_lines(path: Path | str, stats: CleanStats | None = None) -> list[str]:
     except OSError as err:
         raise DataError(f"{path}: cannot read ({err.strerror or err})") from None
     return lines
+
+
+def open_input(path: Path) -> BinaryIO:
+    """Opens a file to read bytes from (the caller closes it).
+
+    Raises:
+        DataError: The file cannot be opened (names it and the reason).
+    """
+    try:
+        return open(path, "rb")
+    except OSError as err:
+        raise DataError(f"{path}: cannot read ({err.strerror or err})") from None
+
+
+def open_output(path: Path) -> TextIO:
+    """Opens a file to write UTF-8 text to, truncating it (the caller closes it).
+
+    Raises:
+        DataError: The file cannot be created or written (names it and the reason).
+    """
+    try:
+        return open(path, "w", encoding="utf-8")
+    except OSError as err:
+        raise DataError(f"{path}: cannot write ({err.strerror or err})") from None
 
 
 def read_parallel(

@@ -31,6 +31,7 @@ from nmt_cli.checkpoint_manager import CheckpointManager
 from nmt_cli.config import Config
 from nmt_cli.corpus import EncodedSplit, Vocab
 from nmt_cli.data import Batch, TrainBatches, eval_batches
+from nmt_cli.decoding import search_sorted
 from nmt_cli.device import resolve_device
 from nmt_cli.distributed import Dist, process_group
 from nmt_cli.errors import CheckpointError, DataError, NmtError
@@ -39,7 +40,6 @@ from nmt_cli.loss import generator_loss
 from nmt_cli.model import Seq2Seq, build_model, init_weights
 from nmt_cli.progress import TrainProgress
 from nmt_cli.schedule import LRSchedule
-from nmt_cli.translate import search_sorted
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +59,16 @@ class TrainResult:
     stopped_because: str
     rank: int = 0
     ranks: int = 1
+
+    def summary(self, stop_metric: str) -> str:
+        """The line `nmt train` prints at the end (`stop_metric` names the best score)."""
+        best = "n/a" if self.best_score is None else f"{self.best_score:.2f}"
+        per_rank = f" per rank ({self.ranks} ranks)" if self.ranks > 1 else ""
+        return (
+            f"steps {self.steps} ({self.stopped_because}), {self.minutes:.1f} min, "
+            f"{self.tokens_per_second:,.0f} target tokens/s{per_rank}, "
+            f"best valid {stop_metric} {best}"
+        )
 
 
 class Trainer:

@@ -1,4 +1,4 @@
-"""Translation: a loaded model + its tokenizers, batched search, streaming line I/O.
+"""Translation: a loaded model + its tokenizers, lines in, translations out.
 
 The contract with users: exactly one output line per input line, in input order. Empty lines
 give empty lines, undecodable bytes are replaced (with a warning), and lines longer than the
@@ -8,30 +8,24 @@ model handles are split into pieces that are translated separately and joined (w
 from __future__ import annotations
 
 import logging
-import os
-import select
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any, BinaryIO, cast
 
 import torch
 from torch import Tensor
 
-from nmt_cli.checkpoint import Checkpoint, load_checkpoint, resolve_checkpoint
-from nmt_cli.config import Config, DecodeConfig, from_dict
-from nmt_cli.data import make_source_batch
+from nmt_cli.config import Config, DecodeConfig
+from nmt_cli.decoding import search_sorted
 from nmt_cli.device import resolve_device
-from nmt_cli.errors import CheckpointError
-from nmt_cli.model import Seq2Seq, build_model, skip_init
+from nmt_cli.ensemble import Ensemble
+from nmt_cli.loading import load_models
+from nmt_cli.model import Seq2Seq
 from nmt_cli.precision import apply_precision, check_precision, search_context
-from nmt_cli.search import Hypothesis, StepFn, beam_search, greedy_search
-from nmt_cli.special_ids import BOS_ID, EOS_ID
+from nmt_cli.runtime import keep_freed_memory
+from nmt_cli.search import Hypothesis
 from nmt_cli.textio import clean_line
 from nmt_cli.tokenizer import Tokenizer
-
-if TYPE_CHECKING:
-    from nmt_cli.ensemble import Ensemble
 
 log = logging.getLogger(__name__)
 
@@ -54,60 +48,6 @@ class Translation:
     source: list[str] = field(default_factory=list)  # the source pieces, in input order
 
 
-@torch.inference_mode()
-def search_batch(
-    model: Seq2Seq | Ensemble,
-    sources: Sequence[Tensor],
-    device: torch.device,
-    beam: int,
-    alpha: float,
-    max_len_a: float,
-    max_len_b: int,
-    n_best: int = 1,
-) -> list[list[Hypothesis]]:
-    """Translate token-id sources (each >= 1 token) as one batch: n_best hypotheses each.
-
-    beam 1 is greedy search (n_best must then be 1).
-    """
-    src, mask, lengths = make_source_batch(sources)
-    state = model.encode(src.to(device), mask.to(device), lengths)
-    max_lengths = (lengths.float() * max_len_a + max_len_b).long().to(device)
-    step = cast("StepFn[Any]", model.decode_step)
-    if beam == 1 and n_best == 1:
-        hyps = greedy_search(step, state, len(sources), BOS_ID, EOS_ID, max_lengths)
-        return [[h] for h in hyps]
-    return beam_search(
-        step,
-        state,
-        len(sources),
-        max(beam, n_best),
-        BOS_ID,
-        EOS_ID,
-        max_lengths,
-        alpha,
-        n_best,
-    )
-
-
-def search_sorted(
-    model: Seq2Seq | Ensemble,
-    sources: Sequence[Tensor],
-    device: torch.device,
-    batch_size: int,
-    **options: Any,
-) -> list[list[Hypothesis]]:
-    """Translate many sources in length-sorted batches (less padding); results in input order."""
-    order = sorted(range(len(sources)), key=lambda i: len(sources[i]))
-    results: list[list[Hypothesis]] = [[] for _ in sources]
-    for start in range(0, len(order), batch_size):
-        chunk = order[start : start + batch_size]
-        for i, hyps in zip(
-            chunk, search_batch(model, [sources[i] for i in chunk], device, **options), strict=True
-        ):
-            results[i] = hyps
-    return results
-
-
 def split_long(ids: list[int], pieces: list[str], max_len: int) -> list[list[int]]:
     """Cut a too-long source into segments of at most max_len, preferably after punctuation."""
     segments, start = [], 0
@@ -123,30 +63,6 @@ def split_long(ids: list[int], pieces: list[str], max_len: int) -> list[list[int
         start = cut
     segments.append(ids[start:])
     return segments
-
-
-def build_from_checkpoint(ckpt: Checkpoint) -> tuple[Config, Tokenizer, Tokenizer, Seq2Seq]:
-    """Rebuild what a checkpoint describes, without loading its weights.
-
-    Args:
-        ckpt: a checkpoint (from `load_checkpoint`).
-
-    Returns:
-        The config, the source and target tokenizers, and the model, its weights left
-        uninitialized (`skip_init`): take them with `Seq2Seq.load_weights`.
-    """
-    config = from_dict(ckpt.config)
-    src_tok = Tokenizer.from_bytes(ckpt.vocab["src_spm"])
-    tgt_tok = Tokenizer.from_bytes(ckpt.vocab["tgt_spm"])
-    with skip_init():  # every weight comes from the checkpoint
-        model = build_model(
-            config.model,
-            src_tok.vocab_size,
-            tgt_tok.vocab_size,
-            ckpt.vocab["joint"],
-            config.data.reverse_source,
-        )
-    return config, src_tok, tgt_tok, model
 
 
 class Translator:
@@ -181,35 +97,19 @@ class Translator:
         probabilities are averaged at every step. They must share one vocabulary.
         `precision` is fp32, bf16 or int8 (see nmt_cli.precision).
         """
-        from nmt_cli.ensemble import Ensemble
-
+        keep_freed_memory()  # before loading, as `nmt translate` does
         target = resolve_device(device)
         check_precision(precision, target)  # before the slow part
         names = [checkpoint] if isinstance(checkpoint, str) else list(checkpoint)
-        models, first = [], None
-        for name in names:
-            file = resolve_checkpoint(Path(path), name)
-            ckpt = load_checkpoint(file)
-            config, src_tok, tgt_tok, model = build_from_checkpoint(ckpt)
-            try:
-                model.load_weights(ckpt.model)
-            except RuntimeError:  # names or shapes that are not its config's model
-                raise CheckpointError(
-                    f"{file}: its weights do not match its config's model"
-                ) from None
-            if first is None:
-                first = (config, src_tok, tgt_tok, file)
-            elif (src_tok.model_bytes, tgt_tok.model_bytes) != (
-                first[1].model_bytes,
-                first[2].model_bytes,
-            ) or config.data.reverse_source != first[0].data.reverse_source:
-                raise CheckpointError(
-                    f"{file}: another vocabulary than {first[3]}; cannot ensemble"
-                )
-            models.append(model)
-        assert first is not None
-        member = models[0] if len(models) == 1 else Ensemble(models)
-        return cls(member.to(target), first[0], first[1], first[2], target, precision)
+        loaded = load_models(Path(path), names)
+        return cls(
+            loaded.model.to(target),
+            loaded.config,
+            loaded.src_tok,
+            loaded.tgt_tok,
+            target,
+            precision,
+        )
 
     def translate(self, lines: Iterable[str], beam: int | None = None) -> list[str]:
         """Translate lines; returns one string per line."""
@@ -247,27 +147,7 @@ class Translator:
             batch_size: sentences per search batch (default: the checkpoint's decode.batch_size).
         """
         d = self.decode
-        segments: list[list[int]] = []
-        owners: list[int] = []  # which line each segment belongs to
-        for i, line in enumerate(lines):
-            text, _ = clean_line(line)
-            if not text:
-                continue
-            ids = self.src_tok.encode(text)
-            if len(ids) > d.max_src_len:
-                pieces = [self.src_tok.id_to_piece(t) for t in ids]
-                parts = split_long(ids, pieces, d.max_src_len)
-                log.warning(
-                    "line %d: %d pieces is longer than %d; translated in %d parts",
-                    first_line + i,
-                    len(ids),
-                    d.max_src_len,
-                    len(parts),
-                )
-            else:
-                parts = [ids]
-            segments += parts
-            owners += [i] * len(parts)
+        segments, owners = self._segments(lines, first_line)
         with search_context(self.precision, self.device):
             hyps = search_sorted(
                 self.model,
@@ -290,6 +170,35 @@ class Translator:
             else:  # a split line: join the best hypothesis of every part
                 results[i] = [join_parts([self._to_translation(h[0], s) for h, s in mine])]
         return results
+
+    def _segments(self, lines: Sequence[str], first_line: int) -> tuple[list[list[int]], list[int]]:
+        """Encode lines into source segments: none for an empty line, several for a long one.
+
+        Returns:
+            The segments' token ids, and for each segment the index of its line in `lines`.
+        """
+        max_len = self.decode.max_src_len
+        segments: list[list[int]] = []
+        owners: list[int] = []
+        for i, line in enumerate(lines):
+            text, _ = clean_line(line)
+            if not text:
+                continue
+            ids = self.src_tok.encode(text)
+            if len(ids) > max_len:
+                parts = split_long(ids, [self.src_tok.id_to_piece(t) for t in ids], max_len)
+                log.warning(
+                    "line %d: %d pieces is longer than %d; translated in %d parts",
+                    first_line + i,
+                    len(ids),
+                    max_len,
+                    len(parts),
+                )
+            else:
+                parts = [ids]
+            segments += parts
+            owners += [i] * len(parts)
+        return segments, owners
 
     def _to_translation(self, hyp: Hypothesis, source_ids: list[int]) -> Translation:
         attention = None
@@ -323,72 +232,3 @@ def join_parts(parts: Sequence[Translation]) -> Translation:
         attention,
         [piece for p in parts for piece in p.source],
     )
-
-
-def read_batches(stream: BinaryIO, batch_size: int) -> Iterator[list[str]]:
-    """Yield batches of decoded lines as soon as they are available.
-
-    A batch is yielded when it is full, or when no more input is ready right now (an
-    interactive user waits for their line, not for 63 more). Invalid UTF-8 is replaced with
-    U+FFFD and reported with its line number.
-    """
-    fd = stream.fileno()
-    buffer, line_no, eof = b"", 0, False
-    batch: list[str] = []
-    while not eof or buffer or batch:
-        lines_ready = b"\n" in buffer
-        if not eof and not lines_ready:
-            chunk = os.read(fd, 1 << 16)
-            eof = not chunk
-            buffer += chunk
-            if eof and buffer and not buffer.endswith(b"\n"):
-                buffer += b"\n"  # a last line without newline still counts
-            continue
-        while b"\n" in buffer and len(batch) < batch_size:
-            raw, buffer = buffer.split(b"\n", 1)
-            line_no += 1
-            batch.append(_decode(raw, line_no))
-        more_ready = b"\n" in buffer or (not eof and _readable(fd))
-        if batch and (len(batch) >= batch_size or not more_ready):
-            yield batch
-            batch = []
-
-
-def read_prompted(stream: BinaryIO, prompt: IO[str], text: str = "> ") -> Iterator[list[str]]:
-    """Interactive input: show `text` on `prompt`, yield each entered line as a batch of one.
-
-    Ends at end of input (Ctrl-D), leaving the cursor on a fresh line.
-    """
-    line_no = 0
-    while True:
-        prompt.write(text)
-        prompt.flush()
-        raw = stream.readline()
-        if not raw:
-            prompt.write("\n")
-            prompt.flush()
-            return
-        line_no += 1
-        yield [_decode(raw.removesuffix(b"\n"), line_no)]
-
-
-def _decode(raw: bytes, line_no: int) -> str:
-    """UTF-8 -> str; invalid bytes become U+FFFD, with a warning naming the line."""
-    try:
-        return raw.decode("utf-8")
-    except UnicodeDecodeError as e:
-        log.warning(
-            "line %d: invalid UTF-8 (byte 0x%02x at column %d); replaced",
-            line_no,
-            raw[e.start],
-            e.start + 1,
-        )
-        return raw.decode("utf-8", errors="replace")
-
-
-def _readable(fd: int) -> bool:
-    """Is input waiting on fd right now? (Regular files always are.)"""
-    try:
-        return bool(select.select([fd], [], [], 0)[0])
-    except (OSError, ValueError):
-        return True

@@ -16,11 +16,12 @@ from nmt_cli.alignments import (
     to_json_line,
 )
 from nmt_cli.config import Config, DataConfig, DecodeConfig, ModelConfig
+from nmt_cli.decoding import search_batch
 from nmt_cli.errors import ConfigError, DataError
 from nmt_cli.model import build_model, init_weights
 from nmt_cli.model.decoder import DecoderState
 from nmt_cli.tokenizer import Tokenizer, train_sentencepiece
-from nmt_cli.translate import Translation, Translator, join_parts, search_batch, split_long
+from nmt_cli.translate import Translation, Translator, join_parts, split_long
 
 TEXTS = [f"the {w} number {i} sat on mat {i * 7 % 50}, then ran." for i in range(40) for w in (
     "cat", "dog", "bird")]  # fmt: skip

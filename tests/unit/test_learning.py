@@ -10,9 +10,9 @@ import torch
 
 from nmt_cli.config import ModelConfig
 from nmt_cli.data import collate
+from nmt_cli.decoding import search_sorted
 from nmt_cli.loss import cross_entropy
 from nmt_cli.model import Seq2Seq, build_model, init_weights
-from nmt_cli.translate import search_sorted
 
 VOCAB = 14  # ids 4..13 are the 10 symbols
 TINY = ModelConfig(

@@ -14,12 +14,13 @@ from nmt_cli.config import Config, DecodeConfig, ModelConfig
 from nmt_cli.data import make_source_batch
 from nmt_cli.ensemble import Ensemble
 from nmt_cli.errors import ConfigError
+from nmt_cli.linereader import read_prompted
 from nmt_cli.model import Seq2Seq, build_model, init_weights, onednn
 from nmt_cli.model.onednn import PackedLinear, PackedLSTMCell, available, pack_for_inference
 from nmt_cli.precision import apply_precision, check_precision
 from nmt_cli.search import beam_search
 from nmt_cli.tokenizer import BOS_ID, Tokenizer, train_sentencepiece
-from nmt_cli.translate import Translator, read_prompted
+from nmt_cli.translate import Translator
 
 CPU = torch.device("cpu")
 SMALL = ModelConfig(

@@ -3,7 +3,7 @@ import platform
 import pytest
 import torch
 
-from nmt_cli.memory import keep_freed_memory
+from nmt_cli.runtime import keep_freed_memory
 
 
 @pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="mallopt is glibc's")

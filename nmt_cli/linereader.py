@@ -1,0 +1,85 @@
+"""Input framing for translation: raw bytes in, batches of decoded lines out.
+
+Lines are read as soon as they arrive, so a pipe or a person at a terminal gets each answer
+without waiting for a full batch. Invalid UTF-8 never stops the stream: the bad bytes become
+U+FFFD, with a warning naming the line.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import select
+from collections.abc import Iterator
+from typing import IO, BinaryIO
+
+log = logging.getLogger(__name__)
+
+
+def read_batches(stream: BinaryIO, batch_size: int) -> Iterator[list[str]]:
+    """Yield batches of decoded lines as soon as they are available.
+
+    A batch is yielded when it is full, or when no more input is ready right now (an
+    interactive user waits for their line, not for 63 more). Invalid UTF-8 is replaced with
+    U+FFFD and reported with its line number.
+    """
+    fd = stream.fileno()
+    buffer, line_no, eof = b"", 0, False
+    batch: list[str] = []
+    while not eof or buffer or batch:
+        lines_ready = b"\n" in buffer
+        if not eof and not lines_ready:
+            chunk = os.read(fd, 1 << 16)
+            eof = not chunk
+            buffer += chunk
+            if eof and buffer and not buffer.endswith(b"\n"):
+                buffer += b"\n"  # a last line without newline still counts
+            continue
+        while b"\n" in buffer and len(batch) < batch_size:
+            raw, buffer = buffer.split(b"\n", 1)
+            line_no += 1
+            batch.append(_decode(raw, line_no))
+        more_ready = b"\n" in buffer or (not eof and _readable(fd))
+        if batch and (len(batch) >= batch_size or not more_ready):
+            yield batch
+            batch = []
+
+
+def read_prompted(stream: BinaryIO, prompt: IO[str], text: str = "> ") -> Iterator[list[str]]:
+    """Interactive input: show `text` on `prompt`, yield each entered line as a batch of one.
+
+    Ends at end of input (Ctrl-D), leaving the cursor on a fresh line.
+    """
+    line_no = 0
+    while True:
+        prompt.write(text)
+        prompt.flush()
+        raw = stream.readline()
+        if not raw:
+            prompt.write("\n")
+            prompt.flush()
+            return
+        line_no += 1
+        yield [_decode(raw.removesuffix(b"\n"), line_no)]
+
+
+def _decode(raw: bytes, line_no: int) -> str:
+    """UTF-8 -> str; invalid bytes become U+FFFD, with a warning naming the line."""
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        log.warning(
+            "line %d: invalid UTF-8 (byte 0x%02x at column %d); replaced",
+            line_no,
+            raw[e.start],
+            e.start + 1,
+        )
+        return raw.decode("utf-8", errors="replace")
+
+
+def _readable(fd: int) -> bool:
+    """Is input waiting on fd right now? (Regular files always are.)"""
+    try:
+        return bool(select.select([fd], [], [], 0)[0])
+    except (OSError, ValueError):
+        return True
