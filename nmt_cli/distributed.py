@@ -28,7 +28,7 @@ import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 
-from nmt_cli.errors import ConfigError, NmtError
+from nmt_cli.errors import ConfigError, NmtError, TrainingInterrupted
 
 T = TypeVar("T")
 
@@ -178,8 +178,6 @@ def launch(nproc: int, argv: Sequence[str], run_dir: Path) -> None:
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
     from torch.distributed.launcher.api import LaunchConfig, elastic_launch
 
-    from nmt_cli.train import TrainingInterrupted
-
     if nproc < 1:
         raise ConfigError(f"--nproc must be positive (got {nproc})")
     if "WORLD_SIZE" in os.environ:
@@ -235,7 +233,6 @@ def job_failure(failures: dict[int, Any], run_dir: Path) -> NmtError:
     Args:
         failures: global rank -> torchrun's ProcessFailure (exitcode, timestamp, signal_name()).
     """
-    from nmt_cli.train import TrainingInterrupted
 
     def likely_consequence(failure: Any) -> int:
         if failure.exitcode in (PeerLostError.exit_code, -signal.SIGTERM):

@@ -17,3 +17,9 @@ class DataError(NmtError):
 
 class CheckpointError(NmtError):
     """A missing, corrupt or incompatible checkpoint."""
+
+
+class TrainingInterrupted(NmtError):
+    """SIGINT/SIGTERM: a checkpoint was written, the run can be resumed."""
+
+    exit_code = 130

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+
 from nmt_cli.checkpoint import Checkpoint, load_checkpoint, resolve_checkpoint
 from nmt_cli.config import Config, from_dict
 from nmt_cli.ensemble import Ensemble

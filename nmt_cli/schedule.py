@@ -21,7 +21,8 @@ class LRSchedule:
     def __init__(self, optimizer: torch.optim.Optimizer, config: TrainConfig) -> None:
         self.optimizer, self.config = optimizer, config
         self.plateau_lr = config.lr
-        self.best: float | None = None
+        # Validations without improvement since the best one or the last cut; whether a
+        # validation improved is the training state's decision (`TrainState.record`).
         self.bad_validations = 0
         self.step(0)
 
@@ -41,10 +42,10 @@ class LRSchedule:
             group["lr"] = lr
         return lr
 
-    def on_validation(self, score: float) -> None:
-        """Feed a validation score (higher is better) to the plateau rule."""
-        if self.best is None or score > self.best:
-            self.best, self.bad_validations = score, 0
+    def on_validation(self, improved: bool) -> None:
+        """Feed the plateau rule whether a validation improved on the best score so far."""
+        if improved:
+            self.bad_validations = 0
             return
         self.bad_validations += 1
         if (
@@ -55,12 +56,9 @@ class LRSchedule:
             self.bad_validations = 0
 
     def state_dict(self) -> dict[str, Any]:
-        return {
-            "plateau_lr": self.plateau_lr,
-            "best": self.best,
-            "bad_validations": self.bad_validations,
-        }
+        return {"plateau_lr": self.plateau_lr, "bad_validations": self.bad_validations}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.plateau_lr, self.best = state["plateau_lr"], state["best"]
+        """Also reads checkpoints that kept a copy of the best score here (it is ignored)."""
+        self.plateau_lr = state["plateau_lr"]
         self.bad_validations = state["bad_validations"]

@@ -23,7 +23,7 @@ import pytest
 import torch
 
 import nmt_cli.checkpoint as checkpoint_module
-import nmt_cli.train as train_module
+import nmt_cli.training.update as update_module
 from nmt_cli.checkpoint import load_checkpoint
 from nmt_cli.config import Config, load_config
 from nmt_cli.errors import CheckpointError, NmtError
@@ -114,16 +114,16 @@ def test_signal_writes_a_checkpoint_and_exits_130(
 def poison_loss(monkeypatch: pytest.MonkeyPatch, trainer: Trainer, steps: dict[int, float]) -> None:
     """Make the training loss of some steps non-finite: NaN (NaN gradients too) or +inf
     (added: the gradients stay finite, so only the loss check can catch it)."""
-    real = train_module.generator_loss
+    real = update_module.generator_loss
 
     def generator_loss(*args: Any, **kwargs: Any) -> torch.Tensor:
         loss = real(*args, **kwargs)
-        value = steps.get(trainer.step)
+        value = steps.get(trainer.state.step)
         if value is None or not torch.is_grad_enabled():  # validation stays clean
             return loss
         return loss * value if math.isnan(value) else loss + value
 
-    monkeypatch.setattr(train_module, "generator_loss", generator_loss)
+    monkeypatch.setattr(update_module, "generator_loss", generator_loss)
 
 
 def test_non_finite_loss_skips_the_update_and_counts_it(
@@ -144,7 +144,7 @@ def test_non_finite_loss_skips_the_update_and_counts_it(
         total = real_step(group)
         after = list(trainer.model.parameters())
         moved = any(not torch.equal(b, a) for b, a in zip(before, after, strict=True))
-        changed[trainer.step] = (moved, math.isfinite(total.item()))
+        changed[trainer.state.step] = (moved, math.isfinite(total.item()))
         return total
 
     monkeypatch.setattr(trainer, "train_step", train_step)
@@ -258,7 +258,7 @@ def test_out_of_memory_splits_the_batch_and_retries(
     )
     plain = Trainer(config, data_dir, tmp_path / "plain", device="cpu")
     faulty = Trainer(config, data_dir, tmp_path / "faulty", device="cpu")
-    group = next(plain._batches())
+    group = next(plain.groups())
     limit = max(len(b) for b in group) // 3  # the largest batch is split twice
     inject_oom(monkeypatch, faulty, limit, where)
     caplog.set_level(logging.WARNING, logger="nmt_cli")
@@ -279,4 +279,4 @@ def test_out_of_memory_on_one_sentence_is_a_clear_error(
     trainer = Trainer(tiny(config_file), data_dir, tmp_path / "run", device="cpu")
     inject_oom(monkeypatch, trainer, 0, "forward")
     with pytest.raises(NmtError, match="out of device memory at step 0 on a single sentence pair"):
-        trainer.train_step(next(trainer._batches()))
+        trainer.train_step(next(trainer.groups()))

@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from contextlib import nullcontext
-from types import SimpleNamespace
 
 import pytest
 import torch
 
 from nmt_cli.config import Config, ModelConfig, TrainConfig, load_config
+from nmt_cli.corpus import EncodedSplit
 from nmt_cli.data import collate
 from nmt_cli.errors import ConfigError
 from nmt_cli.model import Seq2Seq, build_model, init_weights
 from nmt_cli.tokenizer import BOS_ID, PAD_ID
-from nmt_cli.train import Trainer
+from nmt_cli.training.update import batch_loss, scheduled_sampling_prob
+from nmt_cli.training.validator import Validator
 
 SMALL = ModelConfig(emb_size=16, enc_hidden=24, dec_hidden=24, attn_hidden=12)
 
@@ -112,30 +114,33 @@ def test_gradients_flow_through_sampled_path() -> None:
     assert model.encoder.embedding.weight.grad is not None
 
 
-def test_trainer_probability_rises_and_validation_stays_teacher_forced() -> None:
+def test_training_probability_rises_to_the_configured_rate_at_max_steps() -> None:
+    config = TrainConfig(scheduled_sampling=0.4, max_steps=200)
+    rates = [scheduled_sampling_prob(config, step) for step in (0, 50, 200, 300)]
+    assert rates == pytest.approx([0.0, 0.1, 0.4, 0.4])
+
+
+def test_validation_stays_teacher_forced_while_training_samples() -> None:
     config = dataclasses.replace(
-        Config(), train=TrainConfig(scheduled_sampling=0.4, max_steps=200, label_smoothing=0.0)
+        Config(), train=TrainConfig(scheduled_sampling=1.0, max_steps=1, label_smoothing=0.0)
     )
     model = small_model(dropout=0.0, emb_dropout=0.0)
-    trainer = SimpleNamespace(config=config, step=0, model=model, ddp=None, autocast=nullcontext())
-    rates = []
-    for step in (0, 50, 200, 300):
-        trainer.step = step
-        rates.append(Trainer._sampling_prob(trainer))  # type: ignore[arg-type]
-    assert rates == pytest.approx([0.0, 0.1, 0.4, 0.4])
-    trainer._sampling_prob = lambda: 1.0
     pairs = [(torch.tensor([5, 6, 7]), torch.tensor([12, 13, 14, 15]))] * 2
     batch = collate(pairs, [0, 1])
+    split = EncodedSplit(
+        torch.tensor([5, 6, 7] * 2, dtype=torch.int32),
+        torch.tensor([0, 3, 6]),
+        torch.tensor([12, 13, 14, 15] * 2, dtype=torch.int32),
+        torch.tensor([0, 4, 8]),
+    )
+    validator = Validator(split, ["-", "-"], None, config, torch.device("cpu"), nullcontext())  # type: ignore[arg-type]
+    rate = scheduled_sampling_prob(config.train, step=1)
     with torch.no_grad():
-        model.eval()
-        valid = Trainer._batch_loss(trainer, batch, 0.0)  # type: ignore[arg-type]
-        forced = Trainer._batch_loss(  # type: ignore[arg-type]
-            SimpleNamespace(**{**vars(trainer), "_sampling_prob": lambda: 0.0}), batch, 0.0
-        )
-        model.train()
-        sampled = Trainer._batch_loss(trainer, batch, 0.0)  # type: ignore[arg-type]
-    assert torch.equal(valid, forced)
-    assert not torch.equal(sampled, forced)
+        forced = batch_loss(model.eval(), batch, 0.0, 0.0, nullcontext())
+        sampled = batch_loss(model.train(), batch, 0.0, rate, nullcontext())
+        ppl = validator.perplexity(model.eval())
+    assert rate == 1.0 and not torch.equal(sampled, forced)  # sampling changes the loss
+    assert ppl == pytest.approx(math.exp(forced.item() / batch.n_tokens), rel=1e-6)
 
 
 @pytest.mark.parametrize(
