@@ -6,11 +6,15 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
 
 from nmt_cli.checkpoint import load_checkpoint
+from nmt_cli.data import make_source_batch
+from nmt_cli.tokenizer import BOS_ID, EOS_ID
+from nmt_cli.translate import Translator
 
 from .conftest import nmt
 
@@ -116,8 +120,6 @@ def test_resume_continues_exactly(data_dir: Path, config_file: Path, tmp_path: P
 
 
 def test_save_load_gives_identical_translations(run_dir: Path, corpus: Path) -> None:
-    from nmt_cli.translate import Translator
-
     lines = (corpus / "test.src").read_text().splitlines()[:10]
     first = Translator.load(run_dir, "last").translate(lines, beam=3)
     second = Translator.load(run_dir / "checkpoints" / "last.pt").translate(lines, beam=3)
@@ -141,26 +143,62 @@ def test_average_of_one_checkpoint_translates_like_it(run_dir: Path, tmp_path: P
     assert avg.training is None and avg.step == 60 and avg.averaged_from is not None
 
 
-def test_ensemble_of_a_model_with_itself_equals_the_model(run_dir: Path) -> None:
-    source = "3+4\n\nMarch 3, 1998\n12 + 7\n"
-    single = nmt("translate", str(run_dir), "--checkpoint", "step-60.pt", input=source).stdout
-    twice = nmt(
-        "translate",
-        str(run_dir),
-        "--checkpoint",
-        "step-60.pt",
-        "--checkpoint",
-        "step-60.pt",
-        input=source,
-    ).stdout
-    assert twice == single
-    mixed = nmt(
-        "translate",
-        str(run_dir),
-        "--checkpoint",
-        "step-30.pt",
-        "--checkpoint",
-        "last",
-        input=source,
+def n_best_json(run_dir: Path, *args: str, source: str) -> list[list[tuple[str, float]]]:
+    out = nmt("translate", str(run_dir), "--json", "--n-best", "3", *args, input=source).stdout
+    records = [json.loads(line)["n_best"] for line in out.splitlines()]
+    return [[(h["translation"], h["score"]) for h in hyps] for hyps in records]
+
+
+def test_ensemble_of_a_model_with_itself_equals_the_model(run_dir: Path, corpus: Path) -> None:
+    source = "3+4\n\nMarch 3, 1998\n12 + 7\n" + (corpus / "test.src").read_text()
+    single = n_best_json(run_dir, "--checkpoint", "step-60.pt", source=source)
+    twice = n_best_json(
+        run_dir, "--checkpoint", "step-60.pt", "--checkpoint", "step-60.pt", source=source
     )
-    assert len(mixed.stdout.splitlines()) == 4
+    assert [[t for t, _ in hyps] for hyps in twice] == [[t for t, _ in hyps] for hyps in single]
+    for hyps_twice, hyps_single in zip(twice, single, strict=True):
+        for (_, a), (_, b) in zip(hyps_twice, hyps_single, strict=True):
+            assert abs(a - b) <= 1e-5, (hyps_twice, hyps_single)
+
+
+def greedy_ensemble(
+    members: list[Any], src_ids: list[int], max_len: int
+) -> tuple[list[int], float]:
+    """The reference: greedy decoding of one sentence on the mean of the members'
+    next-token probabilities, eos forced after max_len tokens. Returns (ids, log-prob)."""
+    src, mask, lengths = make_source_batch([torch.tensor(src_ids)])
+    states = [m.encode(src, mask, lengths) for m in members]
+    prev, tokens, total = torch.tensor([BOS_ID]), [], 0.0
+    with torch.inference_mode():
+        for t in range(max_len + 1):
+            steps = [m.decode_step(prev, s) for m, s in zip(members, states, strict=True)]
+            states = [s for _, s, _ in steps]
+            mean = torch.stack([lp[0].double().exp() for lp, _, _ in steps]).mean(0)  # V
+            best = EOS_ID if t >= max_len else int(mean.argmax())
+            total += float(mean[best].log())
+            if best == EOS_ID:
+                return tokens, total
+            tokens.append(best)
+            prev = torch.tensor([best])
+    raise AssertionError("unreachable: eos is forced at max_len")
+
+
+def test_mixed_checkpoint_ensemble_decodes_the_mean_of_its_members(
+    run_dir: Path, corpus: Path
+) -> None:
+    lines = ["3+4", "March 3, 1998", *(corpus / "test.src").read_text().splitlines()[:12]]
+    out = nmt(
+        "translate", str(run_dir), "--checkpoint", "step-30.pt", "--checkpoint", "last",
+        "--beam", "1", "--json", input="\n".join(lines) + "\n",
+    ).stdout.splitlines()  # fmt: skip
+    early, late = Translator.load(run_dir, "step-30.pt"), Translator.load(run_dir, "last")
+    decode = early.config.decode
+    for line, record in zip(lines, map(json.loads, out), strict=True):
+        src_ids = early.src_tok.encode(line)
+        max_len = int(len(src_ids) * decode.max_len_a + decode.max_len_b)
+        ids, log_prob = greedy_ensemble([early.model, late.model], src_ids, max_len)
+        assert record["translation"] == early.tgt_tok.decode(ids), line
+        assert abs(record["score"] - log_prob) <= 1e-4, (line, record["score"], log_prob)
+    alone = nmt("translate", str(run_dir), "--checkpoint", "last", "--beam", "1", "--json",
+                input="\n".join(lines) + "\n").stdout.splitlines()  # fmt: skip
+    assert [json.loads(r)["score"] for r in alone] != [json.loads(r)["score"] for r in out]

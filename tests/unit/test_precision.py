@@ -142,22 +142,54 @@ def test_onednn_packing_follows_the_switch_and_skips_int8(monkeypatch: pytest.Mo
     assert PackedLinear not in kinds and PackedLSTMCell not in kinds
 
 
-@pytest.mark.parametrize("precision", ["fp32", "bf16", "int8"])
-def test_an_ensemble_translates_at_every_precision(precision: str) -> None:
-    texts = [f"the cat number {i} sat on mat {i * 7 % 50}." for i in range(60)]
-    tok = Tokenizer.from_bytes(train_sentencepiece(texts, 60))
+ENSEMBLE_TEXTS = [f"the cat number {i} sat on mat {i * 7 % 50}." for i in range(60)]
+ENSEMBLE_LINES = ["the cat sat", "", "the cat number 7 sat on mat 3.", "mat 12 sat", "number 4."]
+
+
+def translator(members: int, precision: str) -> Translator:
+    """A Translator of the seed-0 model alone (members=0), or of an Ensemble of that many
+    copies of it."""
+    tok = Tokenizer.from_bytes(train_sentencepiece(ENSEMBLE_TEXTS, 60))
     config = Config(model=SMALL, decode=DecodeConfig(beam=3, max_len_b=4))
-    members = []
-    for seed in (0, 1):
-        torch.manual_seed(seed)
-        member = build_model(config.model, tok.vocab_size, tok.vocab_size, True)
-        init_weights(member, 0.3)
-        members.append(member)
-    translator = Translator(Ensemble(members), config, tok, tok, CPU, precision)
-    lines = ["the cat sat", "", "the cat number 7 sat on mat 3."]
-    assert len(translator.translate(lines)) == 3
-    for n_best in translator.translate_lines(lines, n_best=2):
-        assert n_best[0].attention is None or n_best[0].attention.dtype == torch.float32
+
+    def seed0() -> Seq2Seq:
+        torch.manual_seed(0)
+        model = build_model(config.model, tok.vocab_size, tok.vocab_size, True)
+        init_weights(model, 0.3)
+        return model
+
+    model = Ensemble([seed0() for _ in range(members)]) if members else seed0()
+    return Translator(model, config, tok, tok, CPU, precision)
+
+
+def n_best(translator: Translator) -> list[list[tuple[str, float]]]:
+    """The 3 best (text, score) of every line of ENSEMBLE_LINES."""
+    return [
+        [(t.text, t.score) for t in hyps]
+        for hyps in translator.translate_lines(ENSEMBLE_LINES, n_best=3)
+    ]
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16", "int8"])
+def test_an_ensemble_of_one_model_translates_exactly_like_the_model(precision: str) -> None:
+    alone = n_best(translator(0, precision))
+    assert n_best(translator(1, precision)) == alone  # same texts, same scores to the bit
+    assert alone[1] == [("", 0.0)] and all(len(hyps) == 3 for i, hyps in enumerate(alone) if i != 1)
+    for hyps in translator(1, precision).translate_lines(ENSEMBLE_LINES, n_best=2):
+        assert hyps[0].attention is None or hyps[0].attention.dtype == torch.float32
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16", "int8"])
+def test_an_ensemble_of_a_model_with_itself_translates_like_the_model(precision: str) -> None:
+    """The mean of two equal distributions is that distribution: the same n-best lists, the
+    scores equal up to the rounding of averaging in log space."""
+    alone, twice = n_best(translator(0, precision)), n_best(translator(2, precision))
+    assert [[text for text, _ in hyps] for hyps in twice] == [
+        [text for text, _ in hyps] for hyps in alone
+    ]
+    scores = torch.tensor([[score for _, score in hyps] for hyps in alone if len(hyps) == 3])
+    twice_scores = torch.tensor([[score for _, score in hyps] for hyps in twice if len(hyps) == 3])
+    torch.testing.assert_close(twice_scores, scores, rtol=0, atol=1e-5)
 
 
 def test_read_prompted_prompts_before_every_line_and_ends_on_eof(
