@@ -309,6 +309,27 @@ def preprocess(
         encoded.append(
             _encode_split(split, src_tok, tgt_tok, max_len if split.name == "train" else None)
         )
+    summary, meta = _describe(
+        out_dir, src_lang, tgt_lang, separate_vocab, model_type, vocab_size, max_len,
+        src_tok, tgt_tok, encoded,
+    )  # fmt: skip
+    _write_folder(out_dir, meta, src_tok, tgt_tok, encoded, summary.to_text())
+    return summary
+
+
+def _describe(
+    out_dir: Path,
+    src_lang: str,
+    tgt_lang: str,
+    separate_vocab: bool,
+    model_type: str,
+    vocab_size: int,
+    max_len: int,
+    src_tok: Tokenizer,
+    tgt_tok: Tokenizer,
+    encoded: list[_Encoded],
+) -> tuple[PreprocessSummary, dict[str, Any]]:
+    """The summary a preprocess run reports and the data folder's meta record."""
     summary = PreprocessSummary(
         out_dir=out_dir,
         src_lang=src_lang,
@@ -339,8 +360,7 @@ def preprocess(
         "max_len": max_len,
         "splits": [e.summary.name for e in encoded],
     }
-    _write_folder(out_dir, meta, src_tok, tgt_tok, encoded, summary.to_text())
-    return summary
+    return summary, meta
 
 
 def _write_folder(

@@ -11,6 +11,7 @@ import torch
 
 from nmt_cli.config import TrainConfig
 from nmt_cli.schedule import LRSchedule
+from nmt_cli.training.state import TrainState
 
 
 def schedule(**changes: object) -> tuple[LRSchedule, torch.optim.Optimizer]:
@@ -29,9 +30,8 @@ def test_constant_keeps_the_configured_lr() -> None:
     assert lr_of(optimizer) == 0.003  # set when the schedule is made
     for step in (0, 1, 999, 10**6):
         assert sched.step(step) == 0.003 and lr_of(optimizer) == 0.003
-    sched.on_validation(1.0)
-    sched.on_validation(0.0)
-    sched.on_validation(0.0)  # bad validations cut only the plateau schedule
+    for improved in (True, False, False):  # bad validations cut only the plateau schedule
+        sched.on_validation(improved)
     assert sched.step(5) == 0.003
 
 
@@ -59,10 +59,11 @@ def test_inverse_sqrt_without_warmup_decays_from_the_first_step() -> None:
     assert [sched.step(s) for s in (0, 3, 99)] == pytest.approx([0.01, 0.005, 0.001])
 
 
-# The plateau rule is fed one validation score (higher is better) at a time: this helper is the
-# one place that knows how the schedule receives it.
-def validate(sched: LRSchedule, score: float) -> None:
-    sched.on_validation(score)
+# The plateau rule is fed one validation score (higher is better) at a time: the run's
+# TrainState judges it (the one place best score and patience live) and the schedule
+# takes that verdict.
+def validate(sched: LRSchedule, score: float, state: TrainState) -> None:
+    sched.on_validation(state.record(score))
 
 
 def test_plateau_cuts_after_patience_bad_validations_down_to_the_floor() -> None:
@@ -84,7 +85,8 @@ def test_plateau_cuts_after_patience_bad_validations_down_to_the_floor() -> None
         (0.0, 0.2),
         (0.0, 0.2),  # at the floor it stays
     ]
+    state = TrainState()
     for i, (score, lr) in enumerate(expected):
-        validate(sched, score)
+        validate(sched, score, state)
         assert sched.step(100 + i) == pytest.approx(lr), i
         assert lr_of(optimizer) == pytest.approx(lr), i
