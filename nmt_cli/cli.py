@@ -264,9 +264,12 @@ def translate(
         check_attention(translator, alignments is not None or with_attention)
         interactive = input is None and sys.stdin.isatty()
         with ExitStack() as files:
-            align_sink = files.enter_context(open_output(alignments)) if alignments else None
+            inputs = [input, model if model.is_file() else None]
+            align_sink = (
+                files.enter_context(open_output(alignments, inputs)) if alignments else None
+            )
             source = files.enter_context(open_input(input)) if input else sys.stdin.buffer
-            sink = files.enter_context(open_output(output)) if output else sys.stdout
+            sink = files.enter_context(open_output(output, inputs)) if output else sys.stdout
             prompt = sys.stderr if interactive else None
             try:
                 stats = translate_stream(

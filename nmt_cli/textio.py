@@ -8,7 +8,9 @@ the alignment of a parallel corpus; it is cleaned to a space instead.
 from __future__ import annotations
 
 import enum
+import os
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, TextIO
@@ -151,16 +153,32 @@ def open_input(path: Path) -> BinaryIO:
         raise DataError(f"{path}: cannot read ({err.strerror or err})") from None
 
 
-def open_output(path: Path) -> TextIO:
+def open_output(path: Path, inputs: Sequence[Path | None] = ()) -> TextIO:
     """Opens a file to write UTF-8 text to, truncating it (the caller closes it).
 
+    Args:
+        path: The file to write.
+        inputs: Files the command reads: `path` must not be one of them (through symlinks
+            and hard links), since truncating it would lose the input.
+
     Raises:
-        DataError: The file cannot be created or written (names it and the reason).
+        DataError: The file is one of `inputs`, or cannot be created or written (names it
+            and the reason).
     """
+    for source in inputs:
+        if source is not None and _same_file(path, source):
+            raise DataError(f"{path}: is also an input ({source}); write to another file")
     try:
         return open(path, "w", encoding="utf-8")
     except OSError as err:
         raise DataError(f"{path}: cannot write ({err.strerror or err})") from None
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:  # one of them does not exist (yet): not the same file
+        return False
 
 
 def read_parallel(
