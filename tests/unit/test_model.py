@@ -201,7 +201,7 @@ def test_one_weight_gradient_per_sequence_equals_one_per_step(
 def test_packed_step_weights_under_bf16_autocast_match_the_default_kernels(
     changes: dict, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # StepWeights pack bf16 copies under autocast; without oneDNN, F.linear autocasts instead.
+    # StepWeight packs bf16 copies under autocast; without oneDNN, F.linear autocasts instead.
     results = []
     for onednn_on in (True, False):
         monkeypatch.setattr(onednn, "ENABLED", onednn_on)
