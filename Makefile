@@ -10,7 +10,7 @@ OUT ?= benchmarks/work/multi30k-$(SRC)-$(TGT)
 LESSON ?= all
 ABLATION_MINUTES ?= 8
 
-.PHONY: install test test-fast demo lessons lint format bench bench-quality bench-ablation bench-speed clean
+.PHONY: install test test-fast demo lessons lint format bench bench-quality bench-ablation bench-speed bench-gpu clean
 
 install: $(VENV)/.installed
 
@@ -57,6 +57,10 @@ bench-ablation: install
 
 bench-speed: install
 	PATH=$(abspath $(VENV))/bin:$$PATH $(PY) benchmarks/speed.py --data $(MULTI30K_DIR)
+
+# One CUDA GPU, under 8 minutes: training/translation speed, peak memory, DDP check (skips without CUDA).
+bench-gpu: install
+	PATH=$(abspath $(VENV))/bin:$$PATH $(PY) benchmarks/gpu.py --data $(MULTI30K_DIR)
 
 clean:
 	rm -rf $(VENV) demo benchmarks/work .pytest_cache .mypy_cache .ruff_cache
