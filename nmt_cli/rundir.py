@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from pathlib import Path
 
 from nmt_cli.checkpoint import Checkpoint, atomic_write_bytes
@@ -24,6 +25,15 @@ def saved_config(run_dir: Path) -> Config:
     if not path.is_file():
         raise ConfigError(f"--resume: {path} does not exist (nothing to resume)")
     return load_config(path)
+
+
+def check_out(run_dir: Path, data_dir: Path) -> None:
+    """Refuse a run folder that is a file, or the data folder itself (whose files a run's
+    tokenizer and checkpoints would sit among or replace)."""
+    if run_dir.exists() and not run_dir.is_dir():
+        raise ConfigError(f"--out {run_dir}: is a file, not a run folder")
+    if run_dir.exists() and data_dir.exists() and os.path.samefile(run_dir, data_dir):
+        raise ConfigError(f"--out {run_dir}: is the data folder; write the run to another folder")
 
 
 def resume_state(run_dir: Path, resume: bool, config: Config) -> Checkpoint | None:

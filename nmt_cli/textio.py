@@ -165,13 +165,25 @@ def open_output(path: Path, inputs: Sequence[Path | None] = ()) -> TextIO:
         DataError: The file is one of `inputs`, or cannot be created or written (names it
             and the reason).
     """
-    for source in inputs:
-        if source is not None and _same_file(path, source):
-            raise DataError(f"{path}: is also an input ({source}); write to another file")
+    check_not_input(path, inputs)
     try:
         return open(path, "w", encoding="utf-8")
     except OSError as err:
         raise DataError(f"{path}: cannot write ({err.strerror or err})") from None
+
+
+def check_not_input(path: Path, inputs: Sequence[Path | None]) -> None:
+    """Refuse to write `path` if it is one of `inputs` (through symlinks and hard links).
+
+    Every command that writes calls this before it opens (or renames onto) an output, since
+    truncating or replacing an input would lose it.
+
+    Raises:
+        DataError: `path` is the same file as one of `inputs` (names both).
+    """
+    for source in inputs:
+        if source is not None and _same_file(path, source):
+            raise DataError(f"{path}: is also an input ({source}); write to another file")
 
 
 def _same_file(a: Path, b: Path) -> bool:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from nmt_cli import rundir
 from nmt_cli.config import Config
 from nmt_cli.device import resolve_device
 from nmt_cli.distributed import process_group
@@ -28,5 +29,6 @@ def train(
         TrainingInterrupted: SIGINT/SIGTERM; a checkpoint was written, the run can be resumed.
         NmtError: bad data, config or checkpoint, divergence, or out of memory.
     """
+    rundir.check_out(Path(run_dir), Path(data_dir))
     with process_group(resolve_device(device)) as dist:
         return Trainer(config, data_dir, run_dir, device, resume, dist).train()
