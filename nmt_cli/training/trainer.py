@@ -68,13 +68,18 @@ def resume_checkpoint(
 ) -> tuple[Config, Checkpoint | None]:
     """The run's config and the checkpoint to resume from (None: a new run), on every rank.
 
-    Rank 0 reads and checks them; under torchrun the other ranks receive rank 0's.
+    Rank 0 reads and checks them, then finishes a save a crash interrupted; under torchrun
+    the other ranks receive rank 0's.
     """
     state = None
     if dist is None or dist.is_main:
-        state = rundir.resume_state(run_dir, resume, config)
-    if state is not None:
-        rundir.check_resume(config, state, vocab, data_dir)
+        newest = rundir.resume_state(run_dir, resume)
+        if newest is not None:  # every check first: a refused resume changes nothing
+            rundir.check_resume(config, newest.checkpoint, vocab, data_dir)
+            rundir.check_writable(run_dir)
+            t = config.train
+            CheckpointManager(run_dir, t.keep_last, t.keep_best).adopt(newest)
+            state = newest.checkpoint
     if dist is not None:
         config, state = dist.from_main((config, state))
     return config, state
