@@ -96,7 +96,7 @@ def clean_line(text: str) -> tuple[str, Fix]:
     return collapsed, fixes
 
 
-def _decode(raw: bytes, path: Path, lineno: int) -> str:
+def _decode(raw: bytes, path: Path | str, lineno: int) -> str:
     """Decodes one line as strict UTF-8, naming file, line and column on failure."""
     try:
         return raw.decode("utf-8")
@@ -126,18 +126,33 @@ def read_lines(path: Path | str, stats: CleanStats | None = None) -> list[str]:
     path = Path(path)
     if path.is_dir():
         raise DataError(f"{path}: is a folder, not a text file")
-    lines: list[str] = []
     try:
         with path.open("rb") as file:
-            for lineno, raw in enumerate(file, start=1):  # binary files split on b"\n" only
-                line, fixes = clean_line(_decode(raw.removesuffix(b"\n"), path, lineno))
-                if stats is not None:
-                    stats.add(fixes)
-                lines.append(line)
+            return read_stream(file, path, stats)
     except FileNotFoundError:
         raise DataError(f"{path}: no such file") from None
     except OSError as err:
         raise DataError(f"{path}: cannot read ({err.strerror or err})") from None
+
+
+def read_stream(file: BinaryIO, name: Path | str, stats: CleanStats | None = None) -> list[str]:
+    """``read_lines`` of an open binary stream (e.g. ``sys.stdin.buffer``), by the same rules.
+
+    Args:
+        file: The bytes to read, to their end.
+        name: What error messages call it (a path, or "stdin").
+        stats: If given, the fixes made to each line are added to it.
+
+    Raises:
+        DataError: Invalid UTF-8 (names it, the line and the column).
+        OSError: The stream cannot be read.
+    """
+    lines: list[str] = []
+    for lineno, raw in enumerate(file, start=1):  # binary streams split on b"\n" only
+        line, fixes = clean_line(_decode(raw.removesuffix(b"\n"), name, lineno))
+        if stats is not None:
+            stats.add(fixes)
+        lines.append(line)
     return lines
 
 
