@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -183,7 +184,10 @@ def plot_metrics(
     _make_dir(out_dir)
     written = []
     for key, (label, log_y) in CURVES.items():
-        points = [(r["step"], r[key]) for r in rows if isinstance(r.get(key), (int, float))]
+        numbers = [(r["step"], r[key]) for r in rows if isinstance(r.get(key), (int, float))]
+        points = [(step, value) for step, value in numbers if math.isfinite(value)]
+        if len(points) < len(numbers):  # e.g. Infinity written by hand or an older nmt
+            log.warning("%s: %d non-finite values left out", key, len(numbers) - len(points))
         if not points:
             continue
         figure = new_figure(6.4, 4.0)

@@ -8,12 +8,14 @@ the alignment of a parallel corpus; it is cleaned to a space instead.
 from __future__ import annotations
 
 import enum
+import io
 import os
 import re
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, TextIO
+from typing import Any, BinaryIO, TextIO
 
 from nmt_cli.errors import DataError
 
@@ -182,9 +184,41 @@ def open_output(path: Path, inputs: Sequence[Path | None] = ()) -> TextIO:
     """
     check_not_input(path, inputs)
     try:
-        return open(path, "w", encoding="utf-8")
+        raw = _Output(path, str(path))
     except OSError as err:
         raise DataError(f"{path}: cannot write ({err.strerror or err})") from None
+    return io.TextIOWrapper(io.BufferedWriter(raw), encoding="utf-8")
+
+
+def open_stdout() -> TextIO:
+    """Standard output as `open_output` gives a file: a failed write (a full disk) is a
+    DataError naming "stdout"; a closed pipe stays a BrokenPipeError. Close it, not stdout."""
+    sys.stdout.flush()
+    raw = _Output(sys.stdout.fileno(), "stdout", closefd=False)
+    return io.TextIOWrapper(io.BufferedWriter(raw), encoding="utf-8")
+
+
+class _Output(io.FileIO):
+    """A file whose write errors name it: `DataError("NAME: cannot write (reason)")`.
+
+    After the first failure, writes are dropped: the error has been raised once, and a
+    retry at close or at exit would only repeat it.
+    """
+
+    def __init__(self, file: Path | int, label: str, closefd: bool = True) -> None:
+        super().__init__(file, "w", closefd=closefd)
+        self.label, self.failed = label, False
+
+    def write(self, data: Any) -> int:
+        if self.failed:
+            return len(data)
+        try:
+            return super().write(data) or 0
+        except BrokenPipeError:
+            raise  # the reader went away: the CLI stops quietly
+        except OSError as err:
+            self.failed = True
+            raise DataError(f"{self.label}: cannot write ({err.strerror or err})") from None
 
 
 def check_not_input(path: Path, inputs: Sequence[Path | None]) -> None:

@@ -19,6 +19,7 @@ from nmt_cli.config import Config, DecodeConfig
 from nmt_cli.decoding import search_sorted
 from nmt_cli.device import resolve_device
 from nmt_cli.ensemble import Ensemble
+from nmt_cli.errors import NmtError, out_of_memory
 from nmt_cli.loading import load_models
 from nmt_cli.model import Seq2Seq
 from nmt_cli.precision import apply_precision, check_precision, search_context
@@ -148,18 +149,27 @@ class Translator:
         """
         d = self.decode
         segments, owners = self._segments(lines, first_line)
-        with search_context(self.precision, self.device):
-            hyps = search_sorted(
-                self.model,
-                [torch.tensor(s) for s in segments],
-                self.device,
-                batch_size or d.batch_size,
-                beam=beam or d.beam,
-                alpha=d.alpha,
-                max_len_a=d.max_len_a,
-                max_len_b=d.max_len_b,
-                n_best=n_best,
-            )
+        try:
+            with search_context(self.precision, self.device):
+                hyps = search_sorted(
+                    self.model,
+                    [torch.tensor(s) for s in segments],
+                    self.device,
+                    batch_size or d.batch_size,
+                    beam=beam or d.beam,
+                    alpha=d.alpha,
+                    max_len_a=d.max_len_a,
+                    max_len_b=d.max_len_b,
+                    n_best=n_best,
+                )
+        except RuntimeError as e:  # torch's out-of-memory error is a RuntimeError
+            if (asked := out_of_memory(e)) is None:
+                raise
+            raise NmtError(
+                f"out of memory translating lines {first_line}-{first_line + len(lines) - 1} "
+                f"({asked} asked for; batch size {batch_size or d.batch_size}, beam "
+                f"{beam or d.beam}); lower --batch-size or --beam"
+            ) from None
         results: list[list[Translation]] = [[Translation("", 0.0, [])] for _ in lines]
         for i in sorted(set(owners)):
             mine = [
