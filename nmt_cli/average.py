@@ -13,12 +13,14 @@ from pathlib import Path
 
 from nmt_cli.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from nmt_cli.checkpoint_manager import MANIFEST, read_manifest
-from nmt_cli.errors import CheckpointError, NmtError
+from nmt_cli.errors import CheckpointError, ConfigError, NmtError
 from nmt_cli.textio import check_not_input
 
 
 def run_checkpoints(run_dir: Path, which: str, count: int) -> list[Path]:
     """The `count` last (by step) or best (by score) step checkpoints kept in a run folder."""
+    if count < 1:
+        raise ConfigError(f"--{which} must be a positive number of checkpoints (got {count})")
     folder = Path(run_dir) / "checkpoints"
     manifest = read_manifest(folder / MANIFEST)
     if manifest is None:

@@ -19,6 +19,8 @@ from nmt_cli.textio import check_not_input
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
+    from nmt_cli.alignments import LineSet
+
 log = logging.getLogger(__name__)
 
 # metrics.jsonl key -> (axis label, logarithmic y axis)
@@ -99,7 +101,7 @@ def plot_alignment(
 def plot_alignments(
     records: Iterable[dict[str, Any]],
     out_dir: Path,
-    lines: set[int] | None = None,
+    lines: LineSet | None = None,
     inputs: Sequence[Path] = (),
 ) -> list[Path]:
     """One heatmap per alignment record, `OUT/line-N.png`; empty lines are skipped.
@@ -130,9 +132,11 @@ def plot_alignments(
         weights = record["weights"]
         plot_alignment(record["source"], record["target"], weights, path, f"line {line}", inputs)
         written.append(path)
-    missing = sorted((lines or set()) - seen)
-    if missing:
-        log.warning("no record for line %s", ", ".join(map(str, missing)))
+    if lines is not None:
+        first, count = lines.missing(seen)
+        if count:
+            more = f" and {count - len(first):,} more" if count > len(first) else ""
+            log.warning("no record for line %s%s", ", ".join(map(str, first)), more)
     if not written:
         raise DataError("no attention to draw (no record, or only empty lines, were selected)")
     return written

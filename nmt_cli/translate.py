@@ -121,7 +121,10 @@ class Translator:
             out += [
                 hyps[0].text
                 for hyps in self.translate_lines(
-                    lines[start : start + pool], beam=beam, first_line=start + 1
+                    lines[start : start + pool],
+                    beam=beam,
+                    first_line=start + 1,
+                    with_attention=False,
                 )
             ]
         return out
@@ -133,6 +136,7 @@ class Translator:
         n_best: int = 1,
         first_line: int = 1,
         batch_size: int | None = None,
+        with_attention: bool = True,
     ) -> list[list[Translation]]:
         """Translate raw lines: n_best Translations per line (one for empty lines).
 
@@ -146,6 +150,9 @@ class Translator:
             n_best: hypotheses per line.
             first_line: the 1-based line number of lines[0], for warnings.
             batch_size: sentences per search batch (default: the checkpoint's decode.batch_size).
+            with_attention: keep each hypothesis' attention (for alignments). Without it no
+                attention matrix is stored, so a line of a million pieces costs what its
+                parts cost one batch at a time.
         """
         d = self.decode
         segments, owners = self._segments(lines, first_line)
@@ -156,11 +163,12 @@ class Translator:
                     [torch.tensor(s) for s in segments],
                     self.device,
                     batch_size or d.batch_size,
-                    beam=beam or d.beam,
+                    beam=self.capped(beam or d.beam),
                     alpha=d.alpha,
                     max_len_a=d.max_len_a,
                     max_len_b=d.max_len_b,
-                    n_best=n_best,
+                    n_best=self.capped(n_best),
+                    with_attention=with_attention,
                 )
         except RuntimeError as e:  # torch's out-of-memory error is a RuntimeError
             if (asked := out_of_memory(e)) is None:
@@ -180,6 +188,11 @@ class Translator:
             else:  # a split line: join the best hypothesis of every part
                 results[i] = [join_parts([self._to_translation(h[0], s) for h, s in mine])]
         return results
+
+    def capped(self, width: int) -> int:
+        """A beam size or n-best count, at most the target vocabulary's size: a wider beam
+        holds no other hypotheses, only a larger k x vocabulary candidate matrix."""
+        return min(width, self.tgt_tok.vocab_size)
 
     def _segments(self, lines: Sequence[str], first_line: int) -> tuple[list[list[int]], list[int]]:
         """Encode lines into source segments: none for an empty line, several for a long one.
