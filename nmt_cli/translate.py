@@ -208,6 +208,9 @@ class Translator:
             if not text:
                 continue
             ids = self.src_tok.encode(text)
+            if not ids:  # e.g. only U+FFFD from invalid bytes: nothing the model can read
+                log.warning("line %d: nothing left to translate; empty output", first_line + i)
+                continue
             if len(ids) > max_len:
                 parts = split_long(ids, [self.src_tok.id_to_piece(t) for t in ids], max_len)
                 log.warning(

@@ -1,5 +1,5 @@
-"""translate_stream under hostile input (issue 22): a line far longer than
-decode.max_src_len, a beam wider than the vocabulary."""
+"""translate_stream under hostile input (issue 22): a line of only invalid bytes, a line far
+longer than decode.max_src_len, a beam wider than the vocabulary."""
 
 from __future__ import annotations
 
@@ -37,6 +37,22 @@ def run(translator: Translator, tmp_path: Path, data: bytes, **options: object) 
     with source.open("rb") as reader:
         translate_stream(translator, reader, out, StreamOptions(**options))  # type: ignore[arg-type]
     return out.getvalue().split("\n")[:-1]
+
+
+def test_a_line_of_only_invalid_bytes_costs_only_itself(
+    translator: Translator, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    good = ["the cat sat", "mat 7.", "the dog number 3"]
+    data = f"{good[0]}\n".encode() + b"\xff\xfe\x80\n" + f"{good[1]}\n{good[2]}\n".encode()
+    with caplog.at_level(logging.WARNING):
+        lines = run(translator, tmp_path, data, beam=1)
+    assert lines == [
+        *translator.translate(good[:1], beam=1),
+        "",
+        *translator.translate(good[1:], 1),
+    ]
+    assert "line 2: invalid UTF-8 (byte 0xff at column 1); replaced" in caplog.text
+    assert "line 2: nothing left to translate; empty output" in caplog.text
 
 
 def test_a_long_line_keeps_no_attention_unless_asked(translator: Translator) -> None:
