@@ -101,3 +101,15 @@ def test_infinity_in_metrics_is_left_out_of_the_plots(tmp_path: Path) -> None:
     path.write_text("\n".join(rows) + "\n")
     written = plot_metrics(read_metrics(path), tmp_path / "plots")
     assert sorted(p.name for p in written) == ["train_loss.png", "valid_bleu.png", "valid_ppl.png"]
+
+
+@pytest.mark.parametrize("missing", ["valid.ref", "valid.pt"])
+def test_a_data_folder_missing_a_file_names_it(tmp_path: Path, missing: str) -> None:
+    from nmt_cli.corpus import EncodedSplit
+    from nmt_cli.training.validator import Validator
+
+    EncodedSplit.from_ids([[4, 5, 6]], [[4, 5]]).save(tmp_path / "valid.pt")
+    (tmp_path / "valid.ref").write_text("a b\n")
+    (tmp_path / missing).unlink()
+    with pytest.raises(DataError, match=rf"^{tmp_path / missing}: no such file"):
+        Validator.load(tmp_path, None, load_config(), torch.device("cpu"), None)  # type: ignore[arg-type]
