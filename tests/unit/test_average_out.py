@@ -56,3 +56,11 @@ def test_counts_must_be_positive(tmp_path: Path, count: int) -> None:
     ):
         run_checkpoints(tmp_path / "run", "last", count)
     assert [p.name for p in run_checkpoints(tmp_path / "run", "last", 1)] == ["step-20.pt"]
+
+
+@pytest.mark.parametrize("text", ["", "{", "null", '{"last": 3, "best": []}'])
+def test_a_corrupt_or_empty_manifest_is_one_line(tmp_path: Path, text: str) -> None:
+    folder = run_folder(tmp_path)
+    (folder / "manifest.json").write_text(text)
+    with pytest.raises(CheckpointError, match=r"manifest\.json: unreadable manifest \("):
+        run_checkpoints(tmp_path / "run", "last", 1)
