@@ -11,9 +11,11 @@ input order (a reversed source is flipped back). An empty input line gives empty
 
 from __future__ import annotations
 
+import bisect
 import json
 import math
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -126,9 +128,33 @@ def _check_record(path: Path, number: int, text: str) -> dict[str, Any]:
     return record
 
 
-def parse_lines(spec: str) -> set[int]:
-    """`"1,2,5-8"` -> {1, 2, 5, 6, 7, 8} (1-based line numbers)."""
-    chosen: set[int] = set()
+@dataclass(frozen=True)
+class LineSet:
+    """1-based line numbers as sorted, disjoint, inclusive ranges (`--lines 1-1000000000` is
+    one pair, never a billion numbers)."""
+
+    ranges: tuple[tuple[int, int], ...]
+
+    def __contains__(self, line: object) -> bool:
+        i = bisect.bisect_right(self.ranges, (line, math.inf)) - 1 if isinstance(line, int) else -1
+        return i >= 0 and self.ranges[i][0] <= line <= self.ranges[i][1]  # type: ignore[operator]
+
+    def missing(self, seen: set[int], limit: int = 10) -> tuple[list[int], int]:
+        """The first `limit` numbers not in `seen`, and how many are not (`seen` in self)."""
+        total = sum(high - low + 1 for low, high in self.ranges) - len(seen)
+        first: list[int] = []
+        for low, high in self.ranges:
+            line = low
+            while line <= high and len(first) < limit:  # at most len(seen) + limit turns
+                if line not in seen:
+                    first.append(line)
+                line += 1
+        return first, total
+
+
+def parse_lines(spec: str) -> LineSet:
+    """`"1,2,5-8"` -> the lines {1, 2, 5, 6, 7, 8} (1-based), kept as ranges."""
+    ranges: list[tuple[int, int]] = []
     for item in (part.strip() for part in spec.split(",")):
         if not item:
             continue
@@ -136,10 +162,18 @@ def parse_lines(spec: str) -> set[int]:
         try:
             low, high = int(first), int(last if dash else first)
         except ValueError:
-            raise ConfigError(f"--lines: {item!r} is not a line number or range like 5-8") from None
+            raise ConfigError(
+                f"--lines: {item[:40]!r} is not a line number or range like 5-8"
+            ) from None
         if low < 1 or high < low:
-            raise ConfigError(f"--lines: {item!r} must be positive and ascending (like 5-8)")
-        chosen.update(range(low, high + 1))
-    if not chosen:
+            raise ConfigError(f"--lines: {item[:40]!r} must be positive and ascending (like 5-8)")
+        ranges.append((low, high))
+    if not ranges:
         raise ConfigError("--lines: no line numbers given (example: --lines 1,2,5-8)")
-    return chosen
+    merged: list[tuple[int, int]] = []
+    for low, high in sorted(ranges):
+        if merged and low <= merged[-1][1] + 1:
+            merged[-1] = (merged[-1][0], max(high, merged[-1][1]))
+        else:
+            merged.append((low, high))
+    return LineSet(tuple(merged))

@@ -15,7 +15,7 @@ from typing import Annotated
 import typer
 
 from nmt_cli import __version__
-from nmt_cli.errors import NmtError
+from nmt_cli.errors import NmtError, out_of_memory
 
 app = typer.Typer(
     name="nmt",
@@ -66,4 +66,10 @@ def user_errors() -> Iterator[None]:
         raise typer.Exit(0) from None  # stop quietly, as Unix tools do
     except MemoryError:
         print("nmt: error: out of memory", file=sys.stderr)
+        raise typer.Exit(1) from None
+    except RuntimeError as e:  # torch's out-of-memory errors are RuntimeErrors
+        asked = out_of_memory(e)
+        if asked is None:
+            raise
+        print(f"nmt: error: out of memory ({asked} asked for)", file=sys.stderr)
         raise typer.Exit(1) from None

@@ -19,6 +19,7 @@ that sign lives.
 
 from __future__ import annotations
 
+import errno
 import os
 import zipfile
 from dataclasses import dataclass
@@ -197,7 +198,20 @@ def atomic_write_bytes(path: Path, write: Any) -> None:
 def write_checkpoint(ckpt: Checkpoint, path: Path) -> None:
     """Atomically write `ckpt` to `path`; an OSError (e.g. a full disk) passes through."""
     state = _to_dict(ckpt)
-    atomic_write_bytes(path, lambda f: torch.save(state, f))
+    atomic_write_bytes(path, lambda f: _torch_save(state, f))
+
+
+def _torch_save(state: dict[str, Any], file: Any) -> None:
+    """`torch.save`, with a failed write raised as the OSError it is.
+
+    torch reports a write that failed (a full disk) as a RuntimeError ("unexpected pos");
+    flushing the file raises the operating system's own reason, if there is one.
+    """
+    try:
+        torch.save(state, file)
+    except RuntimeError as e:
+        file.flush()  # the OSError (e.g. ENOSPC) of the bytes torch could not write
+        raise OSError(errno.EIO, f"torch.save failed: {_reason(e)}") from None
 
 
 def save_checkpoint(ckpt: Checkpoint, path: Path) -> None:

@@ -96,6 +96,54 @@ def read_manifest(path: Path) -> Manifest | None:
     return Manifest(last, best)
 
 
+@dataclass(frozen=True)
+class Newest:
+    """The newest complete checkpoint of a checkpoints folder, as `find_newest` found it.
+
+    Attributes:
+        checkpoint: its contents (on the CPU).
+        path: its step file (or last.pt when no step file loads).
+        registered: last.pt and the manifest already point at it (no repair needed).
+    """
+
+    checkpoint: Checkpoint
+    path: Path
+    registered: bool
+
+
+def find_newest(folder: Path) -> Newest | None:
+    """The newest step file that loads, changing nothing on disk; None if there is none.
+
+    A kill -9 can land after `step-N.pt` is renamed into place but before `last.pt`,
+    `best.pt` and the manifest follow. Step files only ever appear whole, so the newest one
+    that loads is the run's last checkpoint (`CheckpointManager.adopt` registers it). A step
+    file that does not load (damaged on disk) is skipped with a warning.
+    """
+    try:
+        manifest = read_manifest(folder / MANIFEST) or Manifest()
+    except CheckpointError:  # rebuilt by adopt() from the step files
+        manifest = Manifest()
+    last_path = folder / "last.pt"
+    steps = sorted(
+        (int(m.group(1)), p)
+        for p in folder.glob("step-*.pt")
+        if (m := _STEP_FILE.fullmatch(p.name))
+    )
+    for _, path in reversed(steps):
+        try:
+            ckpt = load_checkpoint(path)
+        except CheckpointError as e:
+            log.warning("skipping %s", e)
+            continue
+        registered = (
+            last_path.exists()
+            and os.path.samefile(path, last_path)
+            and manifest.last[-1:] == (path.name,)
+        )
+        return Newest(ckpt, path, registered)
+    return Newest(load_checkpoint(last_path), last_path, True) if last_path.exists() else None
+
+
 class CheckpointManager:
     """Saves step checkpoints and keeps the last `keep_last` and the best `keep_best`."""
 
@@ -145,41 +193,31 @@ class CheckpointManager:
     def recover(self) -> Checkpoint | None:
         """Finish a save that a crash interrupted; return the newest complete checkpoint.
 
-        A kill -9 can land after `step-N.pt` is renamed into place but before `last.pt`,
-        `best.pt` and the manifest follow, and can leave temp files behind. Step files only
-        ever appear whole, so the newest one that loads becomes `last.pt` again (the
-        constructor already removed the temp files). A step file that does not load (damaged
-        on disk) is skipped with a warning.
+        `find_newest` then `adopt`: a caller that must check the checkpoint before anything
+        in the folder changes (a resume) calls the two itself.
 
         Returns:
             the newest complete checkpoint (on the CPU), or None.
         """
-        steps = sorted(
-            (int(m.group(1)), p)
-            for p in self.dir.glob("step-*.pt")
-            if (m := _STEP_FILE.fullmatch(p.name))
-        )
-        for step, path in reversed(steps):
-            try:
-                ckpt = load_checkpoint(path)
-            except CheckpointError as e:
-                log.warning("skipping %s", e)
-                continue
-            in_place = (
-                self.last_path.exists()
-                and os.path.samefile(path, self.last_path)
-                and self.manifest.last[-1:] == (path.name,)
-            )
-            if not in_place:
-                log.warning("%s was saved but not registered (interrupted save); fixed", path)
-                try:
-                    self._register(path, step, ckpt.score)
-                except OSError as e:
-                    raise CheckpointError(
-                        f"{self.dir}: cannot update ({e.strerror or e})"
-                    ) from None
-            return ckpt
-        return load_checkpoint(self.last_path) if self.last_path.exists() else None
+        newest = find_newest(self.dir)
+        if newest is None:
+            return None
+        self.adopt(newest)
+        return newest.checkpoint
+
+    def adopt(self, newest: Newest) -> None:
+        """Make `newest` the registered last checkpoint (last.pt, best.pt, the manifest).
+
+        Raises:
+            CheckpointError: the folder cannot be updated.
+        """
+        if newest.registered:
+            return
+        log.warning("%s was saved but not registered (interrupted save); fixed", newest.path)
+        try:
+            self._register(newest.path, newest.checkpoint.step, newest.checkpoint.score)
+        except OSError as e:
+            raise CheckpointError(f"{self.dir}: cannot update ({e.strerror or e})") from None
 
     def _register(self, path: Path, step: int, score: float | None) -> None:
         """Point last.pt (and best.pt if it is the best) at a written step file, prune."""

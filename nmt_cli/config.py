@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
+import re
+import reprlib
 import types
 import typing
 from dataclasses import dataclass, field, fields, replace
@@ -21,6 +24,50 @@ from nmt_cli.names import ATTENTIONS, BRIDGES, CELLS, TRAINING_PRECISIONS
 
 SCHEDULES = ("constant", "plateau", "inverse_sqrt")
 STOP_METRICS = ("bleu", "ppl")
+MAX_SEED = 2**64 - 1  # torch.manual_seed takes 64 bits
+_MAX_ALIASES = 100  # YAML aliases (*name) per document: nested ones multiply
+
+# A value quoted in an error message is cut to this (a 1 KB file of nested aliases would
+# otherwise print gigabytes).
+_SHOW = reprlib.Repr()
+_SHOW.maxstring = _SHOW.maxother = _SHOW.maxlong = 60
+_SHOW.maxlevel, _SHOW.maxlist, _SHOW.maxtuple, _SHOW.maxdict = 2, 4, 4, 4
+
+
+def show(value: Any) -> str:
+    """`repr(value)`, cut short: at most about 60 characters per value, 4 items, 2 levels."""
+    return _SHOW.repr(value)
+
+
+class _Loader(yaml.SafeLoader):
+    """YAML 1.1 safe loading, with `1e-3` read as a float (YAML 1.1 wants `1.0e-3`) and a
+    bound on aliases."""
+
+    aliases = 0
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):
+            self.aliases += 1
+            if self.aliases > _MAX_ALIASES:
+                raise ConfigError(f"more than {_MAX_ALIASES} YAML aliases (*name); write it out")
+        return super().compose_node(parent, index)
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*\.?[0-9_]*|\.[0-9_]+)[eE][-+]?[0-9]+$"),
+    list("-+0123456789."),
+)
+
+
+def parse_yaml(text: str) -> Any:
+    """One YAML document (see `_Loader`).
+
+    Raises:
+        ConfigError: too many aliases; yaml.YAMLError or ValueError for bad YAML (e.g. an
+            integer of more than 4,300 digits).
+    """
+    return yaml.load(text, Loader=_Loader)  # a SafeLoader: builds no objects but plain data
 
 
 @dataclass(frozen=True)
@@ -118,9 +165,7 @@ class Config:
         _choice("train.schedule", t.schedule, SCHEDULES)
         _choice("train.precision", t.precision, TRAINING_PRECISIONS)
         _choice("train.stop_metric", t.stop_metric, STOP_METRICS)
-        for name, value in _leaves(self):
-            if isinstance(value, (int, float)) and not isinstance(value, bool) and value < 0:
-                raise ConfigError(f"{name} must not be negative (got {value})")
+        _check_numbers(self)
         positive = [
             "data.max_len",
             "model.emb_size",
@@ -185,6 +230,22 @@ def _plain(value: Any) -> Any:
     return value
 
 
+def _check_numbers(config: Config) -> None:
+    """Every number (tuples' too) finite and not negative, the seed 64 bits, the Adam betas
+    below 1; the key named otherwise."""
+    for name, value in _leaves(config):
+        for number in value if isinstance(value, tuple) else (value,):
+            if isinstance(number, float) and not math.isfinite(number):
+                raise ConfigError(f"{name} must be a finite number (got {number})")
+            if isinstance(number, (int, float)) and not isinstance(number, bool) and number < 0:
+                raise ConfigError(f"{name} must not be negative (got {show(number)})")
+    t = config.train
+    if t.seed > MAX_SEED:
+        raise ConfigError(f"train.seed must be below 2**64 (got {show(t.seed)})")
+    if not all(beta < 1.0 for beta in t.adam_betas):
+        raise ConfigError(f"train.adam_betas must both be in [0, 1) (got {list(t.adam_betas)})")
+
+
 def _leaves(config: Config) -> list[tuple[str, Any]]:
     return [
         (f"{section.name}.{f.name}", getattr(getattr(config, section.name), f.name))
@@ -195,13 +256,13 @@ def _leaves(config: Config) -> list[tuple[str, Any]]:
 
 def _choice(name: str, value: str, valid: tuple[str, ...]) -> None:
     if value not in valid:
-        raise ConfigError(f"{name}: unknown value {value!r}; valid: {', '.join(valid)}")
+        raise ConfigError(f"{name}: unknown value {show(value)}; valid: {', '.join(valid)}")
 
 
 def _unknown(kind: str, key: str, valid: list[str]) -> ConfigError:
-    close = difflib.get_close_matches(key, valid, n=1, cutoff=0.5)
+    close = difflib.get_close_matches(key[:100], valid, n=1, cutoff=0.5)
     hint = f"; did you mean {close[0]!r}?" if close else f"; valid: {', '.join(valid)}"
-    return ConfigError(f"unknown {kind} {key!r}{hint}")
+    return ConfigError(f"unknown {kind} {show(key)}{hint}")
 
 
 def _coerce(name: str, value: Any, hint: Any) -> Any:
@@ -232,7 +293,7 @@ def _coerce(name: str, value: Any, hint: Any) -> Any:
         raise TypeError(f"unsupported config type {hint}")
     if not ok:
         type_name = getattr(hint, "__name__", str(hint))
-        raise ConfigError(f"{name}: expected {type_name}, got {value!r}")
+        raise ConfigError(f"{name}: expected {type_name}, got {show(value)}")
     return value
 
 
@@ -270,10 +331,10 @@ def parse_override(text: str) -> dict[str, Any]:
     key, sep, value = text.partition("=")
     parts = key.strip().split(".")
     if not sep or len(parts) != 2 or not all(parts):
-        raise ConfigError(f"--set expects SECTION.KEY=VALUE, got {text!r}")
+        raise ConfigError(f"--set expects SECTION.KEY=VALUE, got {show(text)}")
     try:
-        parsed = yaml.safe_load(value) if value.strip() else ""
-    except yaml.YAMLError:
+        parsed = parse_yaml(value) if value.strip() else ""
+    except (yaml.YAMLError, ValueError):
         parsed = value
     return {parts[0]: {parts[1]: parsed}}
 
@@ -287,11 +348,14 @@ def load_config(
     config = base or Config()
     if path is not None:
         try:
-            raw = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+            raw = parse_yaml(Path(path).read_text(encoding="utf-8"))
         except FileNotFoundError:
             raise ConfigError(f"{path}: no such config file") from None
-        except (OSError, UnicodeDecodeError, yaml.YAMLError) as e:
-            raise ConfigError(f"{path}: cannot read config: {str(e).splitlines()[0]}") from None
+        except ConfigError as e:
+            raise ConfigError(f"{path}: {e}") from None
+        except (OSError, UnicodeDecodeError, ValueError, yaml.YAMLError) as e:
+            reason = (str(e).splitlines() or [type(e).__name__])[0][:200]
+            raise ConfigError(f"{path}: cannot read config: {reason}") from None
         config = from_dict(raw or {}, config, validate=False)
     for text in overrides:
         config = from_dict(parse_override(text), config, validate=False)

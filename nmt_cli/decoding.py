@@ -31,6 +31,7 @@ def search_batch(
     max_len_a: float,
     max_len_b: int,
     n_best: int = 1,
+    with_attention: bool = True,
 ) -> list[list[Hypothesis]]:
     """Translate token-id sources as one batch: n_best hypotheses each.
 
@@ -43,6 +44,8 @@ def search_batch(
         max_len_a: a source of S_i tokens gets at most `S_i * max_len_a + max_len_b` tokens.
         max_len_b: see max_len_a.
         n_best: hypotheses per source; the beam is widened to it if smaller.
+        with_attention: record each hypothesis' attention (T x S); without it the search
+            stores none.
 
     Returns:
         B lists of n_best hypotheses, best first, in the order of `sources`.
@@ -51,6 +54,8 @@ def search_batch(
     state = model.encode(src.to(device), mask.to(device), lengths)
     max_lengths = (lengths.float() * max_len_a + max_len_b).long().to(device)  # B
     step = cast("StepFn[Any]", model.decode_step)
+    if not with_attention:
+        step = _without_attention(step)
     if beam == 1 and n_best == 1:
         hyps = greedy_search(step, state, len(sources), BOS_ID, EOS_ID, max_lengths)
         return [[h] for h in hyps]
@@ -67,6 +72,16 @@ def search_batch(
     )
 
 
+def _without_attention(step: StepFn[Any]) -> StepFn[Any]:
+    """`step`, returning no attention: the search then keeps no T x S matrix per sentence."""
+
+    def no_attention(prev: Tensor, state: Any) -> tuple[Tensor, Any, None]:
+        log_probs, state, _ = step(prev, state)
+        return log_probs, state, None
+
+    return no_attention
+
+
 def search_sorted(
     model: Seq2Seq | Ensemble,
     sources: Sequence[Tensor],
@@ -81,7 +96,8 @@ def search_sorted(
         sources: any number of 1-D id sequences, each >= 1 long.
         device: where the model runs.
         batch_size: sources per search batch.
-        **options: `search_batch`'s beam, alpha, max_len_a, max_len_b and n_best.
+        **options: `search_batch`'s beam, alpha, max_len_a, max_len_b, n_best and
+            with_attention.
 
     Returns:
         One list of hypotheses per source, in the order of `sources`.

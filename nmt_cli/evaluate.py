@@ -19,7 +19,7 @@ from sacrebleu.metrics import BLEU, CHRF, TER
 from sacrebleu.metrics.base import Metric
 
 from nmt_cli.errors import DataError, NmtError
-from nmt_cli.textio import clean_line, read_lines
+from nmt_cli.textio import read_lines, read_stream
 
 METRICS = ("bleu", "chrf", "ter")
 
@@ -116,10 +116,8 @@ def score_files(hypotheses: Path | None, references: Path, metrics: str = "bleu"
         NmtError: see `score_corpus`.
     """
     refs = read_lines(references)
-    if hypotheses is None:
-        hyps = [clean_line(line.rstrip("\n"))[0] for line in sys.stdin]
-    else:
-        hyps = read_lines(hypotheses)
+    # stdin is strict UTF-8 too: one rule for a file and a pipe
+    hyps = read_lines(hypotheses) if hypotheses else read_stream(sys.stdin.buffer, "stdin")
     names = [m.strip() for m in metrics.split(",") if m.strip()]
     return score_corpus(
         hyps, refs, names, hyp_name=str(hypotheses or "stdin"), ref_name=str(references)

@@ -13,6 +13,8 @@ import select
 from collections.abc import Iterator
 from typing import IO, BinaryIO
 
+from nmt_cli.errors import DataError
+
 log = logging.getLogger(__name__)
 
 
@@ -29,7 +31,7 @@ def read_batches(stream: BinaryIO, batch_size: int) -> Iterator[list[str]]:
     while not eof or buffer or batch:
         lines_ready = b"\n" in buffer
         if not eof and not lines_ready:
-            chunk = os.read(fd, 1 << 16)
+            chunk = _read(stream, fd)
             eof = not chunk
             buffer += chunk
             if eof and buffer and not buffer.endswith(b"\n"):
@@ -75,6 +77,15 @@ def _decode(raw: bytes, line_no: int) -> str:
             e.start + 1,
         )
         return raw.decode("utf-8", errors="replace")
+
+
+def _read(stream: BinaryIO, fd: int) -> bytes:
+    """Up to 64 KiB of what is ready; a read error (stdin is a folder) names the input."""
+    try:
+        return os.read(fd, 1 << 16)
+    except OSError as e:
+        name = "stdin" if fd == 0 else getattr(stream, "name", "input")
+        raise DataError(f"{name}: cannot read ({e.strerror or e})") from None
 
 
 def _readable(fd: int) -> bool:

@@ -8,14 +8,18 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from nmt_cli.errors import DataError, NmtError
+from nmt_cli.textio import check_not_input
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
+
+    from nmt_cli.alignments import LineSet
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +51,8 @@ def _make_dir(path: Path) -> None:
         raise DataError(f"{path}: cannot create the output folder ({e.strerror or e})") from None
 
 
-def _save(figure: Figure, path: Path) -> None:
+def _save(figure: Figure, path: Path, inputs: Sequence[Path] = ()) -> None:
+    check_not_input(path, inputs)
     try:
         figure.savefig(path)
     except OSError as e:
@@ -61,6 +66,7 @@ def plot_alignment(
     weights: Sequence[Sequence[float]],
     path: Path,
     title: str = "",
+    inputs: Sequence[Path] = (),
 ) -> None:
     """Draw one attention matrix as a heatmap PNG: source pieces on x, target pieces on y.
 
@@ -68,6 +74,8 @@ def plot_alignment(
         source: S source pieces; target: T target pieces (eos included).
         weights: T x S attention weights (row t: where target piece t looked).
         path: the PNG to write.
+        title: drawn above the matrix.
+        inputs: files the caller reads; `path` must not be one of them.
     """
     n_src, n_tgt = len(source), len(target)
     # About a third of an inch per piece, so labels stay readable; capped for huge inputs.
@@ -87,11 +95,14 @@ def plot_alignment(
         ax.set_title(title, fontsize=font + 1, pad=12)
     figure.colorbar(image, ax=ax, fraction=0.04, pad=0.02, label="attention weight")
     figure.tight_layout()
-    _save(figure, path)
+    _save(figure, path, inputs)
 
 
 def plot_alignments(
-    records: Iterable[dict[str, Any]], out_dir: Path, lines: set[int] | None = None
+    records: Iterable[dict[str, Any]],
+    out_dir: Path,
+    lines: LineSet | None = None,
+    inputs: Sequence[Path] = (),
 ) -> list[Path]:
     """One heatmap per alignment record, `OUT/line-N.png`; empty lines are skipped.
 
@@ -99,6 +110,7 @@ def plot_alignments(
         records: alignment records (see `nmt_cli.alignments`).
         out_dir: the folder for the PNGs (created).
         lines: only these 1-based line numbers (all when None).
+        inputs: files the caller reads (the records' file): never written over.
 
     Returns:
         The files written, in record order.
@@ -117,11 +129,14 @@ def plot_alignments(
             log.info("line %d is empty: nothing to draw", line)
             continue
         path = out_dir / f"line-{line}.png"
-        plot_alignment(record["source"], record["target"], record["weights"], path, f"line {line}")
+        weights = record["weights"]
+        plot_alignment(record["source"], record["target"], weights, path, f"line {line}", inputs)
         written.append(path)
-    missing = sorted((lines or set()) - seen)
-    if missing:
-        log.warning("no record for line %s", ", ".join(map(str, missing)))
+    if lines is not None:
+        first, count = lines.missing(seen)
+        if count:
+            more = f" and {count - len(first):,} more" if count > len(first) else ""
+            log.warning("no record for line %s%s", ", ".join(map(str, first)), more)
     if not written:
         raise DataError("no attention to draw (no record, or only empty lines, were selected)")
     return written
@@ -152,13 +167,19 @@ def read_metrics(path: Path) -> list[dict[str, Any]]:
     return [rows[step] for step in sorted(rows)]
 
 
-def plot_metrics(rows: Sequence[dict[str, Any]], out_dir: Path, run_name: str = "") -> list[Path]:
+def plot_metrics(
+    rows: Sequence[dict[str, Any]],
+    out_dir: Path,
+    run_name: str = "",
+    inputs: Sequence[Path] = (),
+) -> list[Path]:
     """Train loss, validation perplexity and BLEU over steps: one PNG each in out_dir.
 
     Args:
         rows: metrics rows by step (see `read_metrics`).
         out_dir: the folder for the PNGs (created).
         run_name: shown in the titles.
+        inputs: files the caller reads (metrics.jsonl): never written over.
 
     Returns:
         The files written (`train_loss.png`, `valid_ppl.png`, `valid_bleu.png`; a curve whose
@@ -167,7 +188,10 @@ def plot_metrics(rows: Sequence[dict[str, Any]], out_dir: Path, run_name: str = 
     _make_dir(out_dir)
     written = []
     for key, (label, log_y) in CURVES.items():
-        points = [(r["step"], r[key]) for r in rows if isinstance(r.get(key), (int, float))]
+        numbers = [(r["step"], r[key]) for r in rows if isinstance(r.get(key), (int, float))]
+        points = [(step, value) for step, value in numbers if math.isfinite(value)]
+        if len(points) < len(numbers):  # e.g. Infinity written by hand or an older nmt
+            log.warning("%s: %d non-finite values left out", key, len(numbers) - len(points))
         if not points:
             continue
         figure = new_figure(6.4, 4.0)
@@ -182,7 +206,7 @@ def plot_metrics(rows: Sequence[dict[str, Any]], out_dir: Path, run_name: str = 
         ax.grid(alpha=0.3)
         figure.tight_layout()
         path = out_dir / f"{key}.png"
-        _save(figure, path)
+        _save(figure, path, inputs)
         written.append(path)
     return written
 

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from pathlib import Path
 
 from nmt_cli.checkpoint import Checkpoint, atomic_write_bytes
-from nmt_cli.checkpoint_manager import CheckpointManager
+from nmt_cli.checkpoint_manager import Newest, find_newest
 from nmt_cli.config import Config, from_dict, load_config
 from nmt_cli.corpus import Vocab
 from nmt_cli.errors import ConfigError
@@ -26,25 +27,42 @@ def saved_config(run_dir: Path) -> Config:
     return load_config(path)
 
 
-def resume_state(run_dir: Path, resume: bool, config: Config) -> Checkpoint | None:
+def check_out(run_dir: Path, data_dir: Path) -> None:
+    """Refuse a run folder that is a file, or the data folder itself (whose files a run's
+    tokenizer and checkpoints would sit among or replace)."""
+    if run_dir.exists() and not run_dir.is_dir():
+        raise ConfigError(f"--out {run_dir}: is a file, not a run folder")
+    if run_dir.exists() and data_dir.exists() and os.path.samefile(run_dir, data_dir):
+        raise ConfigError(f"--out {run_dir}: is the data folder; write the run to another folder")
+
+
+def resume_state(run_dir: Path, resume: bool) -> Newest | None:
     """The newest complete checkpoint to resume from, or None for a new run (folder created).
 
-    After a crash the newest step file may not be `last.pt` yet; `recover` fixes that.
-    A new run refuses a folder that already has checkpoints.
+    Nothing in the folder changes here: after a crash the newest step file may not be
+    `last.pt` yet, and only once `check_resume` and `check_writable` accept it does
+    `CheckpointManager.adopt` register it. A new run refuses a folder that already has
+    checkpoints.
     """
     folder = run_dir / "checkpoints"
     if resume:
         if not folder.is_dir():
             raise ConfigError(f"--resume: {folder} does not exist (nothing to resume)")
-        manager = CheckpointManager(run_dir, config.train.keep_last, config.train.keep_best)
-        ckpt = manager.recover()
-        if ckpt is None:
+        newest = find_newest(folder)
+        if newest is None:
             raise ConfigError(f"--resume: no checkpoint in {folder} (nothing to resume)")
-        return ckpt
+        return newest
     if folder.is_dir() and any(folder.glob("*.pt")):
         raise ConfigError(f"{run_dir} already has checkpoints; use --resume or another --out")
     run_dir.mkdir(parents=True, exist_ok=True)
     return None
+
+
+def check_writable(run_dir: Path) -> None:
+    """Refuse to resume in a folder this process cannot write (before anything changes)."""
+    for folder in (run_dir, run_dir / "checkpoints"):
+        if not os.access(folder, os.W_OK | os.X_OK):
+            raise ConfigError(f"--resume: {folder}: cannot write (read-only); nothing changed")
 
 
 def check_resume(config: Config, ckpt: Checkpoint, vocab: Vocab, data_dir: Path) -> None:

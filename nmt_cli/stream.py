@@ -131,6 +131,7 @@ def translate_stream(
     opts = options or StreamOptions()
     check_attention(translator, alignments is not None or opts.with_attention)
     keep_freed_memory()
+    note_capped(translator, opts)
     started = perf_counter()
     size = opts.batch_size or translator.decode.batch_size
     pools = (
@@ -141,7 +142,12 @@ def translate_stream(
     line_no, pieces = 1, 0
     for lines in pools:
         results = translator.translate_lines(
-            lines, beam=opts.beam, n_best=opts.n_best, first_line=line_no, batch_size=size
+            lines,
+            beam=opts.beam,
+            n_best=opts.n_best,
+            first_line=line_no,
+            batch_size=size,
+            with_attention=alignments is not None or opts.with_attention,
         )
         for offset, hyps in enumerate(results):
             pieces += len(hyps[0].pieces)
@@ -153,6 +159,19 @@ def translate_stream(
             alignments.flush()
         line_no += len(lines)
     return StreamStats(line_no - 1, pieces, perf_counter() - started)
+
+
+def note_capped(translator: Translator, options: StreamOptions) -> None:
+    """Say once when --beam or --n-best is wider than the target vocabulary (it is cut)."""
+    for flag, width in (("--beam", options.beam), ("--n-best", options.n_best)):
+        if width is not None and translator.capped(width) < width:
+            log.warning(
+                "%s %d is more than the %d target pieces; using %d",
+                flag,
+                width,
+                translator.capped(width),
+                translator.capped(width),
+            )
 
 
 def format_record(line: int, hypotheses: Sequence[Translation], options: StreamOptions) -> str:

@@ -8,12 +8,14 @@ the alignment of a parallel corpus; it is cleaned to a space instead.
 from __future__ import annotations
 
 import enum
+import io
 import os
 import re
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, TextIO
+from typing import Any, BinaryIO, TextIO
 
 from nmt_cli.errors import DataError
 
@@ -96,7 +98,7 @@ def clean_line(text: str) -> tuple[str, Fix]:
     return collapsed, fixes
 
 
-def _decode(raw: bytes, path: Path, lineno: int) -> str:
+def _decode(raw: bytes, path: Path | str, lineno: int) -> str:
     """Decodes one line as strict UTF-8, naming file, line and column on failure."""
     try:
         return raw.decode("utf-8")
@@ -126,18 +128,33 @@ def read_lines(path: Path | str, stats: CleanStats | None = None) -> list[str]:
     path = Path(path)
     if path.is_dir():
         raise DataError(f"{path}: is a folder, not a text file")
-    lines: list[str] = []
     try:
         with path.open("rb") as file:
-            for lineno, raw in enumerate(file, start=1):  # binary files split on b"\n" only
-                line, fixes = clean_line(_decode(raw.removesuffix(b"\n"), path, lineno))
-                if stats is not None:
-                    stats.add(fixes)
-                lines.append(line)
+            return read_stream(file, path, stats)
     except FileNotFoundError:
         raise DataError(f"{path}: no such file") from None
     except OSError as err:
         raise DataError(f"{path}: cannot read ({err.strerror or err})") from None
+
+
+def read_stream(file: BinaryIO, name: Path | str, stats: CleanStats | None = None) -> list[str]:
+    """``read_lines`` of an open binary stream (e.g. ``sys.stdin.buffer``), by the same rules.
+
+    Args:
+        file: The bytes to read, to their end.
+        name: What error messages call it (a path, or "stdin").
+        stats: If given, the fixes made to each line are added to it.
+
+    Raises:
+        DataError: Invalid UTF-8 (names it, the line and the column).
+        OSError: The stream cannot be read.
+    """
+    lines: list[str] = []
+    for lineno, raw in enumerate(file, start=1):  # binary streams split on b"\n" only
+        line, fixes = clean_line(_decode(raw.removesuffix(b"\n"), name, lineno))
+        if stats is not None:
+            stats.add(fixes)
+        lines.append(line)
     return lines
 
 
@@ -165,13 +182,57 @@ def open_output(path: Path, inputs: Sequence[Path | None] = ()) -> TextIO:
         DataError: The file is one of `inputs`, or cannot be created or written (names it
             and the reason).
     """
+    check_not_input(path, inputs)
+    try:
+        raw = _Output(path, str(path))
+    except OSError as err:
+        raise DataError(f"{path}: cannot write ({err.strerror or err})") from None
+    return io.TextIOWrapper(io.BufferedWriter(raw), encoding="utf-8")
+
+
+def open_stdout() -> TextIO:
+    """Standard output as `open_output` gives a file: a failed write (a full disk) is a
+    DataError naming "stdout"; a closed pipe stays a BrokenPipeError. Close it, not stdout."""
+    sys.stdout.flush()
+    raw = _Output(sys.stdout.fileno(), "stdout", closefd=False)
+    return io.TextIOWrapper(io.BufferedWriter(raw), encoding="utf-8")
+
+
+class _Output(io.FileIO):
+    """A file whose write errors name it: `DataError("NAME: cannot write (reason)")`.
+
+    After the first failure, writes are dropped: the error has been raised once, and a
+    retry at close or at exit would only repeat it.
+    """
+
+    def __init__(self, file: Path | int, label: str, closefd: bool = True) -> None:
+        super().__init__(file, "w", closefd=closefd)
+        self.label, self.failed = label, False
+
+    def write(self, data: Any) -> int:
+        if self.failed:
+            return len(data)
+        try:
+            return super().write(data) or 0
+        except BrokenPipeError:
+            raise  # the reader went away: the CLI stops quietly
+        except OSError as err:
+            self.failed = True
+            raise DataError(f"{self.label}: cannot write ({err.strerror or err})") from None
+
+
+def check_not_input(path: Path, inputs: Sequence[Path | None]) -> None:
+    """Refuse to write `path` if it is one of `inputs` (through symlinks and hard links).
+
+    Every command that writes calls this before it opens (or renames onto) an output, since
+    truncating or replacing an input would lose it.
+
+    Raises:
+        DataError: `path` is the same file as one of `inputs` (names both).
+    """
     for source in inputs:
         if source is not None and _same_file(path, source):
             raise DataError(f"{path}: is also an input ({source}); write to another file")
-    try:
-        return open(path, "w", encoding="utf-8")
-    except OSError as err:
-        raise DataError(f"{path}: cannot write ({err.strerror or err})") from None
 
 
 def _same_file(a: Path, b: Path) -> bool:

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from nmt_cli import rundir
 from nmt_cli.config import Config
 from nmt_cli.device import resolve_device
 from nmt_cli.distributed import process_group
 from nmt_cli.errors import TrainingInterrupted
+from nmt_cli.runlock import run_lock
 from nmt_cli.training.trainer import Trainer, TrainResult
 
 __all__ = ["TrainResult", "Trainer", "TrainingInterrupted", "train"]
@@ -24,9 +26,16 @@ def train(
 
     Under torchrun (WORLD_SIZE set), this process trains as one rank of the job.
 
+    Only one process at a time trains in a run folder (see `nmt_cli.runlock`).
+
     Raises:
+        RunInUse: another process trains in `run_dir`.
         TrainingInterrupted: SIGINT/SIGTERM; a checkpoint was written, the run can be resumed.
         NmtError: bad data, config or checkpoint, divergence, or out of memory.
     """
-    with process_group(resolve_device(device)) as dist:
+    rundir.check_out(Path(run_dir), Path(data_dir))
+    with (
+        process_group(resolve_device(device)) as dist,
+        run_lock(Path(run_dir), dist is None or dist.is_main),
+    ):
         return Trainer(config, data_dir, run_dir, device, resume, dist).train()

@@ -19,6 +19,7 @@ from nmt_cli.config import Config, DecodeConfig
 from nmt_cli.decoding import search_sorted
 from nmt_cli.device import resolve_device
 from nmt_cli.ensemble import Ensemble
+from nmt_cli.errors import NmtError, out_of_memory
 from nmt_cli.loading import load_models
 from nmt_cli.model import Seq2Seq
 from nmt_cli.precision import apply_precision, check_precision, search_context
@@ -120,7 +121,10 @@ class Translator:
             out += [
                 hyps[0].text
                 for hyps in self.translate_lines(
-                    lines[start : start + pool], beam=beam, first_line=start + 1
+                    lines[start : start + pool],
+                    beam=beam,
+                    first_line=start + 1,
+                    with_attention=False,
                 )
             ]
         return out
@@ -132,6 +136,7 @@ class Translator:
         n_best: int = 1,
         first_line: int = 1,
         batch_size: int | None = None,
+        with_attention: bool = True,
     ) -> list[list[Translation]]:
         """Translate raw lines: n_best Translations per line (one for empty lines).
 
@@ -145,21 +150,34 @@ class Translator:
             n_best: hypotheses per line.
             first_line: the 1-based line number of lines[0], for warnings.
             batch_size: sentences per search batch (default: the checkpoint's decode.batch_size).
+            with_attention: keep each hypothesis' attention (for alignments). Without it no
+                attention matrix is stored, so a line of a million pieces costs what its
+                parts cost one batch at a time.
         """
         d = self.decode
         segments, owners = self._segments(lines, first_line)
-        with search_context(self.precision, self.device):
-            hyps = search_sorted(
-                self.model,
-                [torch.tensor(s) for s in segments],
-                self.device,
-                batch_size or d.batch_size,
-                beam=beam or d.beam,
-                alpha=d.alpha,
-                max_len_a=d.max_len_a,
-                max_len_b=d.max_len_b,
-                n_best=n_best,
-            )
+        try:
+            with search_context(self.precision, self.device):
+                hyps = search_sorted(
+                    self.model,
+                    [torch.tensor(s) for s in segments],
+                    self.device,
+                    batch_size or d.batch_size,
+                    beam=self.capped(beam or d.beam),
+                    alpha=d.alpha,
+                    max_len_a=d.max_len_a,
+                    max_len_b=d.max_len_b,
+                    n_best=self.capped(n_best),
+                    with_attention=with_attention,
+                )
+        except RuntimeError as e:  # torch's out-of-memory error is a RuntimeError
+            if (asked := out_of_memory(e)) is None:
+                raise
+            raise NmtError(
+                f"out of memory translating lines {first_line}-{first_line + len(lines) - 1} "
+                f"({asked} asked for; batch size {batch_size or d.batch_size}, beam "
+                f"{beam or d.beam}); lower --batch-size or --beam"
+            ) from None
         results: list[list[Translation]] = [[Translation("", 0.0, [])] for _ in lines]
         for i in sorted(set(owners)):
             mine = [
@@ -170,6 +188,11 @@ class Translator:
             else:  # a split line: join the best hypothesis of every part
                 results[i] = [join_parts([self._to_translation(h[0], s) for h, s in mine])]
         return results
+
+    def capped(self, width: int) -> int:
+        """A beam size or n-best count, at most the target vocabulary's size: a wider beam
+        holds no other hypotheses, only a larger k x vocabulary candidate matrix."""
+        return min(width, self.tgt_tok.vocab_size)
 
     def _segments(self, lines: Sequence[str], first_line: int) -> tuple[list[list[int]], list[int]]:
         """Encode lines into source segments: none for an empty line, several for a long one.
@@ -185,6 +208,9 @@ class Translator:
             if not text:
                 continue
             ids = self.src_tok.encode(text)
+            if not ids:  # e.g. only U+FFFD from invalid bytes: nothing the model can read
+                log.warning("line %d: nothing left to translate; empty output", first_line + i)
+                continue
             if len(ids) > max_len:
                 parts = split_long(ids, [self.src_tok.id_to_piece(t) for t in ids], max_len)
                 log.warning(

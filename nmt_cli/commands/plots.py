@@ -30,7 +30,7 @@ def plot_attention(
         from nmt_cli.plotting import plot_alignments
 
         chosen = parse_lines(lines) if lines is not None else None
-        written = plot_alignments(read_alignments(file), out, chosen)
+        written = plot_alignments(read_alignments(file), out, chosen, inputs=[file])
         print(f"wrote {len(written)} heatmap{'s' if len(written) != 1 else ''} to {out}")
 
 
@@ -49,9 +49,10 @@ def plot(
     with user_errors():
         from nmt_cli.plotting import plot_metrics, read_metrics, write_tensorboard
 
-        rows = read_metrics(run / "metrics.jsonl")
+        metrics = run / "metrics.jsonl"
+        rows = read_metrics(metrics)
         folder = out or run / "plots"
-        for path in plot_metrics(rows, folder, run.resolve().name):
+        for path in plot_metrics(rows, folder, run.resolve().name, inputs=[metrics]):
             print(path)
         if tensorboard:
             print(write_tensorboard(rows, folder / "tensorboard"))

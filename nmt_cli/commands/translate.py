@@ -94,7 +94,7 @@ def translate(
 
         with long_lived():  # the imports and the model live until exit
             from nmt_cli.stream import StreamOptions, check_attention, log_speed, translate_stream
-            from nmt_cli.textio import open_input, open_output
+            from nmt_cli.textio import open_input, open_output, open_stdout
             from nmt_cli.translate import Translator
 
             options = StreamOptions(
@@ -110,7 +110,7 @@ def translate(
                 files.enter_context(open_output(alignments, inputs)) if alignments else None
             )
             source = files.enter_context(open_input(input)) if input else sys.stdin.buffer
-            sink = files.enter_context(open_output(output, inputs)) if output else sys.stdout
+            sink = files.enter_context(open_output(output, inputs) if output else open_stdout())
             prompt = sys.stderr if interactive else None
             try:
                 stats = translate_stream(

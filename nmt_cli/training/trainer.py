@@ -29,9 +29,9 @@ from nmt_cli.data import Batch, TrainBatches
 from nmt_cli.device import resolve_device
 from nmt_cli.distributed import Dist
 from nmt_cli.errors import CheckpointError, DataError, TrainingInterrupted
-from nmt_cli.model import Seq2Seq, build_model, init_weights
 from nmt_cli.progress import TrainProgress
 from nmt_cli.schedule import LRSchedule
+from nmt_cli.training.build import build_model_and_optimizer
 from nmt_cli.training.metrics import MetricsLog
 from nmt_cli.training.oom import accumulate_gradients
 from nmt_cli.training.state import TrainState, Window
@@ -68,13 +68,18 @@ def resume_checkpoint(
 ) -> tuple[Config, Checkpoint | None]:
     """The run's config and the checkpoint to resume from (None: a new run), on every rank.
 
-    Rank 0 reads and checks them; under torchrun the other ranks receive rank 0's.
+    Rank 0 reads and checks them, then finishes a save a crash interrupted; under torchrun
+    the other ranks receive rank 0's.
     """
     state = None
     if dist is None or dist.is_main:
-        state = rundir.resume_state(run_dir, resume, config)
-    if state is not None:
-        rundir.check_resume(config, state, vocab, data_dir)
+        newest = rundir.resume_state(run_dir, resume)
+        if newest is not None:  # every check first: a refused resume changes nothing
+            rundir.check_resume(config, newest.checkpoint, vocab, data_dir)
+            rundir.check_writable(run_dir)
+            t = config.train
+            CheckpointManager(run_dir, t.keep_last, t.keep_best).adopt(newest)
+            state = newest.checkpoint
     if dist is not None:
         config, state = dist.from_main((config, state))
     return config, state
@@ -88,25 +93,6 @@ def load_train_batches(data_dir: Path, config: Config) -> TrainBatches:
         return TrainBatches(split, t.batch_tokens, config.data.max_len, t.seed)
     except ValueError as e:
         raise DataError(f"{data_dir / 'train.pt'}: {e}") from None
-
-
-def build_model_and_optimizer(
-    config: Config, vocab: Vocab, device: torch.device
-) -> tuple[Seq2Seq, torch.optim.Optimizer]:
-    """The model, initialized (from the global RNG), on the device, and its optimizer."""
-    model = build_model(
-        config.model,
-        vocab.src.vocab_size,
-        vocab.tgt.vocab_size,
-        vocab.joint,
-        config.data.reverse_source,
-    ).to(device)
-    init_weights(model, config.train.init_scale)
-    t = config.train
-    optimizer = torch.optim.Adam(
-        model.parameters(), lr=t.lr, betas=t.adam_betas, weight_decay=t.weight_decay, fused=True
-    )
-    return model, optimizer
 
 
 class Trainer:

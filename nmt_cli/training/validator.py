@@ -14,6 +14,7 @@ from nmt_cli.config import Config
 from nmt_cli.corpus import EncodedSplit
 from nmt_cli.data import eval_batches
 from nmt_cli.decoding import search_sorted
+from nmt_cli.errors import DataError
 from nmt_cli.evaluate import score_corpus
 from nmt_cli.model import Seq2Seq
 from nmt_cli.tokenizer import Tokenizer
@@ -77,7 +78,13 @@ class Validator:
     ) -> Validator:
         """The validator of a preprocessed data folder's valid.pt and valid.ref."""
         split = EncodedSplit.load(data_dir / "valid.pt")
-        references = (data_dir / "valid.ref").read_text(encoding="utf-8").splitlines()
+        path = data_dir / "valid.ref"
+        try:
+            references = path.read_text(encoding="utf-8").splitlines()
+        except FileNotFoundError:
+            raise DataError(f"{path}: no such file (run nmt preprocess again)") from None
+        except (OSError, UnicodeDecodeError) as e:
+            raise DataError(f"{path}: cannot read ({getattr(e, 'strerror', None) or e})") from None
         return cls(split, references, tokenizer, config, device, autocast)
 
     @torch.inference_mode()

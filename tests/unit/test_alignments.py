@@ -169,7 +169,20 @@ def test_read_alignments_round_trip_and_errors(tmp_path: Path) -> None:
 
 
 def test_parse_lines() -> None:
-    assert parse_lines("1,2, 5-7") == {1, 2, 5, 6, 7}
+    chosen = parse_lines("1,2, 5-7,6-6")
+    assert chosen.ranges == ((1, 2), (5, 7))
+    assert [n for n in range(10) if n in chosen] == [1, 2, 5, 6, 7]
     for bad in ("", "0", "x", "5-3", "2-"):
         with pytest.raises(ConfigError, match="--lines"):
             parse_lines(bad)
+
+
+def test_a_huge_line_range_is_two_numbers_not_a_billion() -> None:
+    """`--lines 1-1000000000` is kept as a range: membership and the missing-lines warning
+    cost what the records seen cost, not the range's size (issue 22)."""
+    chosen = parse_lines("1-1000000000")
+    assert chosen.ranges == ((1, 1_000_000_000),)
+    assert 999_999_999 in chosen and 1_000_000_001 not in chosen
+    first, count = chosen.missing({1, 3})
+    assert first == [2, 4, 5, 6, 7, 8, 9, 10, 11, 12]
+    assert count == 1_000_000_000 - 2

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from nmt_cli.alignments import parse_lines
 from nmt_cli.errors import DataError, NmtError
 from nmt_cli.plotting import plot_alignments, plot_metrics, read_metrics, write_tensorboard
 
@@ -30,13 +31,15 @@ def test_one_heatmap_per_sentence_and_empty_lines_skipped(tmp_path: Path) -> Non
     written = plot_alignments(RECORDS, tmp_path / "att")
     assert [p.name for p in written] == ["line-1.png", "line-3.png"]
     assert all(p.read_bytes().startswith(PNG) for p in written)
-    assert [p.name for p in plot_alignments(RECORDS, tmp_path / "some", {3, 9})] == ["line-3.png"]
+    assert [p.name for p in plot_alignments(RECORDS, tmp_path / "some", parse_lines("3,9"))] == [
+        "line-3.png"
+    ]
 
 
 @needs_matplotlib
 def test_nothing_to_draw_is_an_error(tmp_path: Path) -> None:
     with pytest.raises(DataError, match="no attention to draw"):
-        plot_alignments(RECORDS, tmp_path, {2, 7})
+        plot_alignments(RECORDS, tmp_path, parse_lines("2,7"))
     (tmp_path / "file").write_text("")
     with pytest.raises(DataError, match="cannot create the output folder"):
         plot_alignments(RECORDS, tmp_path / "file")
