@@ -9,8 +9,10 @@ TGT ?= en
 OUT ?= benchmarks/work/multi30k-$(SRC)-$(TGT)
 LESSON ?= all
 ABLATION_MINUTES ?= 8
+SERVE_MODEL ?= ../models/m30k
 
-.PHONY: install test test-fast demo lessons lint format bench bench-quality bench-ablation bench-speed clean
+.PHONY: install test test-fast demo lessons lint format bench bench-quality bench-ablation bench-speed \
+	bench-serve clean
 
 install: $(VENV)/.installed
 
@@ -57,6 +59,10 @@ bench-ablation: install
 
 bench-speed: install
 	PATH=$(abspath $(VENV))/bin:$$PATH $(PY) benchmarks/speed.py --data $(MULTI30K_DIR)
+
+# `nmt serve` under load: a real HTTP client at concurrency 1, 8 and 64 (greedy).
+bench-serve: install
+	$(PY) benchmarks/serve_load.py --model $(SERVE_MODEL) --data $(MULTI30K_DIR)
 
 clean:
 	rm -rf $(VENV) demo benchmarks/work .pytest_cache .mypy_cache .ruff_cache
