@@ -21,6 +21,7 @@ if TYPE_CHECKING:  # the web stack is imported only when serving
     from nmt_cli.serving.api import ServeSettings
 
 log = logging.getLogger(__name__)
+BACKLOG = 2048  # connections waiting to be accepted (uvicorn's default)
 
 
 def require_web_stack() -> None:
@@ -36,7 +37,10 @@ def require_web_stack() -> None:
 
 
 def listen(host: str, port: int) -> socket.socket:
-    """A socket bound to host:port (port 0: any free one), before the model loads.
+    """A socket listening on host:port (port 0: any free one), before the model loads.
+
+    Connections made before the server runs wait in its backlog instead of being refused, so
+    a client may connect as soon as the "serving on" line is out.
 
     Raises:
         ConfigError: the address cannot be used (taken, unknown host, no permission).
@@ -49,6 +53,7 @@ def listen(host: str, port: int) -> socket.socket:
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind(address)
+        sock.listen(BACKLOG)
     except OSError as e:
         sock.close()
         raise ConfigError(f"cannot listen on {host}:{port}: {e.strerror or e}") from None
