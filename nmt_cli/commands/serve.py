@@ -16,11 +16,11 @@ Serve a model over HTTP: POST /translate {"text": ["...", ...], "beam": 5, "n_be
 line (without "line"), in request order. GET /health, GET /info (model, vocabulary, settings,
 version, batching counters); API docs at /docs.
 
-Sentences of concurrent requests that arrive within --max-wait-ms are searched in one batch
-(length-sorted, up to --max-batch sentences). Refusals: 400/422 (bad JSON or field), 413 (over
---max-lines or --max-body-kb), 503 + Retry-After (over --max-queue sentences waiting), 504
-(not answered within --timeout). SIGTERM or Ctrl-C: stop accepting, finish the requests in
-flight, exit 0.
+Sentences of concurrent requests that arrive within --max-wait-ms are searched in one
+length-sorted batch of up to --max-batch sentences. Refusals: 400 or 422 for bad JSON or a
+bad field, 413 over --max-lines or --max-body-kb, 503 with Retry-After when over --max-queue
+sentences would wait, 504 when not answered within --timeout. SIGTERM or Ctrl-C: stop
+accepting, finish the requests in flight, exit 0.
 """
 _Opt = typer.Option
 
