@@ -9,8 +9,10 @@ TGT ?= en
 OUT ?= benchmarks/work/multi30k-$(SRC)-$(TGT)
 LESSON ?= all
 ABLATION_MINUTES ?= 8
+SERVE_MODEL ?= ../models/m30k
 
-.PHONY: install test test-fast demo lessons lint format bench bench-quality bench-ablation bench-speed bench-gpu clean
+.PHONY: install test test-fast demo lessons lint format bench bench-quality bench-ablation bench-speed \
+	bench-serve bench-gpu clean
 
 install: $(VENV)/.installed
 
@@ -19,7 +21,7 @@ $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q torch==2.13.0
-	$(PY) -m pip install -q -e '.[dev,plot]'
+	$(PY) -m pip install -q -e '.[dev,plot,serve]'
 	touch $@
 
 test: install
@@ -61,6 +63,10 @@ bench-speed: install
 # One CUDA GPU, under 8 minutes: training/translation speed, peak memory, DDP check (skips without CUDA).
 bench-gpu: install
 	PATH=$(abspath $(VENV))/bin:$$PATH $(PY) benchmarks/gpu.py --data $(MULTI30K_DIR)
+
+# `nmt serve` under load: a real HTTP client at concurrency 1, 8 and 64 (greedy).
+bench-serve: install
+	$(PY) benchmarks/serve_load.py --model $(SERVE_MODEL) --data $(MULTI30K_DIR)
 
 clean:
 	rm -rf $(VENV) demo benchmarks/work .pytest_cache .mypy_cache .ruff_cache
