@@ -96,8 +96,12 @@ def clean_line(text: str) -> tuple[str, Fix]:
     return collapsed, fixes
 
 
-def _decode(raw: bytes, path: Path, lineno: int) -> str:
-    """Decodes one line as strict UTF-8, naming file, line and column on failure."""
+def decode_line(raw: bytes, path: Path, lineno: int) -> str:
+    """Decodes one line as strict UTF-8.
+
+    Raises:
+        DataError: Invalid UTF-8, naming file, line and column.
+    """
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError as err:
@@ -130,7 +134,7 @@ def read_lines(path: Path | str, stats: CleanStats | None = None) -> list[str]:
     try:
         with path.open("rb") as file:
             for lineno, raw in enumerate(file, start=1):  # binary files split on b"\n" only
-                line, fixes = clean_line(_decode(raw.removesuffix(b"\n"), path, lineno))
+                line, fixes = clean_line(decode_line(raw.removesuffix(b"\n"), path, lineno))
                 if stats is not None:
                     stats.add(fixes)
                 lines.append(line)

@@ -75,8 +75,8 @@ class Validator:
         device: torch.device,
         autocast: AbstractContextManager[object],
     ) -> Validator:
-        """The validator of a preprocessed data folder's valid.pt and valid.ref."""
-        split = EncodedSplit.load(data_dir / "valid.pt")
+        """The validator of a preprocessed data folder's valid split and valid.ref."""
+        split = EncodedSplit.open(data_dir, "valid")
         references = (data_dir / "valid.ref").read_text(encoding="utf-8").splitlines()
         return cls(split, references, tokenizer, config, device, autocast)
 
