@@ -10,7 +10,7 @@ OUT ?= benchmarks/work/multi30k-$(SRC)-$(TGT)
 LESSON ?= all
 ABLATION_MINUTES ?= 8
 
-.PHONY: install test test-fast demo lessons lint format bench bench-quality bench-ablation bench-speed clean
+.PHONY: install test test-fast demo lessons lint format bench bench-quality bench-ablation bench-speed bench-scale clean
 
 install: $(VENV)/.installed
 
@@ -57,6 +57,11 @@ bench-ablation: install
 
 bench-speed: install
 	PATH=$(abspath $(VENV))/bin:$$PATH $(PY) benchmarks/speed.py --data $(MULTI30K_DIR)
+
+# preprocess and train at 29 k, 1 M and 10 M pairs (synthetic, from Multi30k); SCALE_SIZES=29k,1M
+SCALE_SIZES ?= 29k,1M,10M
+bench-scale: install
+	$(PY) benchmarks/scale.py --data $(MULTI30K_DIR) --sizes $(SCALE_SIZES)
 
 clean:
 	rm -rf $(VENV) demo benchmarks/work .pytest_cache .mypy_cache .ruff_cache

@@ -15,12 +15,12 @@ output does not depend on the number of workers. The folder it writes is describ
 from __future__ import annotations
 
 import logging
-import os
 import re
 from collections.abc import Sequence
 from itertools import chain
 from pathlib import Path
 
+from nmt_cli.encoded import META_FILE
 from nmt_cli.errors import ConfigError, DataError
 from nmt_cli.prep_chunks import Corpus, Workers
 from nmt_cli.prep_scan import Options, Scanned, mark_duplicates, sample_text, scan
@@ -32,6 +32,7 @@ from nmt_cli.prep_summary import (
     SplitSummary,
 )
 from nmt_cli.prep_write import SUMMARY_FILE, write_folder
+from nmt_cli.textio import same_file
 from nmt_cli.tokenizer import Tokenizer, train_sentencepiece
 
 __all__ = [
@@ -92,7 +93,7 @@ def preprocess(
     _check_args(src_lang, tgt_lang, max_len, test_prefixes, options)
     named = [("train", trains), ("valid", [valid_prefix]), *((p.name, [p]) for p in test_prefixes)]
     splits = [(name, [Corpus.of(Path(p), src_lang, tgt_lang) for p in ps]) for name, ps in named]
-    _check_outputs(out_dir, [c for _, cs in splits for c in cs])
+    _check_outputs(out_dir, splits)
     with Workers(options.workers) as workers:
         scanned = scan(splits, options, workers)
         if options.dedup:
@@ -157,16 +158,21 @@ def _check_args(
         names.append(prefix.name)
 
 
-def _check_outputs(out_dir: Path, corpora: Sequence[Corpus]) -> None:
-    """Refuses a data folder whose files would overwrite an input file (e.g. ``--src ref``)."""
+def _check_outputs(out_dir: Path, splits: Sequence[tuple[str, list[Corpus]]]) -> None:
+    """Refuses a data folder whose files would overwrite an input file (e.g. ``--tgt ref``
+    with ``--out`` the corpus folder: ``valid.ref`` is both)."""
     if out_dir.exists() and not out_dir.is_dir():
         raise DataError(f"{out_dir}: exists and is not a folder")
-    if not out_dir.is_dir():
-        return
-    inputs = [path for c in corpora for path in (c.src_path, c.tgt_path) if path.exists()]
-    for output in out_dir.iterdir():
+    langs = {c.src_path.suffix for _, cs in splits for c in cs} | {
+        c.tgt_path.suffix for _, cs in splits for c in cs
+    }
+    names = [META_FILE, f"{META_FILE}.tmp", SUMMARY_FILE, "spm.model"]
+    names += [f"spm{lang}.model" for lang in langs]
+    names += [f"{name}.{suffix}" for name, _ in splits[1:] for suffix in ("src", "ref")]
+    inputs = [path for _, cs in splits for c in cs for path in (c.src_path, c.tgt_path)]
+    for output in (out_dir / name for name in names):
         for source in inputs:
-            if os.path.samefile(output, source):
+            if same_file(output, source):
                 raise ConfigError(
                     f"{output}: is an input file and {out_dir} would overwrite it; "
                     "choose another --out folder"
