@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from itertools import chain
 from pathlib import Path
 
@@ -43,7 +43,6 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 _LANG = re.compile(r"[A-Za-z0-9_-]+")
-DEFAULT_SPM_SAMPLE = 2_000_000
 
 
 def preprocess(
@@ -195,11 +194,20 @@ def _train_tokenizers(
     src_text, tgt_text = sample_text(train, pairs, options.seed, workers)
     if not separate_vocab:
         logger.info("training a joint %s sentencepiece model (%d pieces)", model_type, vocab_size)
-        joint = train_sentencepiece(chain(src_text, tgt_text), vocab_size, model_type)
+        joint = train_sentencepiece(
+            chain(_drain(src_text), _drain(tgt_text)), vocab_size, model_type
+        )
         tok = Tokenizer.from_bytes(joint)
         return tok, tok
     logger.info("training two %s sentencepiece models (%d pieces)", model_type, vocab_size)
-    src = Tokenizer.from_bytes(train_sentencepiece(src_text, vocab_size, model_type))
-    del src_text
-    tgt = Tokenizer.from_bytes(train_sentencepiece(tgt_text, vocab_size, model_type))
+    src = Tokenizer.from_bytes(train_sentencepiece(_drain(src_text), vocab_size, model_type))
+    tgt = Tokenizer.from_bytes(train_sentencepiece(_drain(tgt_text), vocab_size, model_type))
     return src, tgt
+
+
+def _drain(lines: list[str]) -> Iterator[str]:
+    """Yields the lines in order while emptying the list, so that each string is freed once
+    sentencepiece has copied it (the sample is not held twice)."""
+    lines.reverse()
+    while lines:
+        yield lines.pop()

@@ -68,7 +68,7 @@ def preprocess(
     drop_copies: _DropCopies = False,
     skip_bad: _SkipBad = False,
     workers: _Workers = None,
-    spm_sample: _SpmSample = 2_000_000,
+    spm_sample: _SpmSample = 300_000,
     seed: Annotated[int, typer.Option(help="Seed of the sentencepiece sample.")] = 0,
 ) -> None:
     """Train sentencepiece on (a sample of) the training split and encode every split into OUT."""
