@@ -84,7 +84,7 @@ class EncodedSplit:
             if offsets[0] != 0 or offsets[-1] != len(ids):
                 raise DataError(f"{name}_offsets do not index {name} ({len(ids)} ids)")
             try:
-                lengths.append(lengths_of(_Unmapped(offsets)))
+                lengths.append(lengths_of(mapped[2 * k + 1] if mapped else _Unmapped(offsets)))
             except ValueError:
                 raise DataError(f"{name}_offsets do not index {name} ({len(ids)} ids)") from None
         if len(arrays[1]) != len(arrays[3]):
@@ -94,7 +94,6 @@ class EncodedSplit:
         self.src, self.src_offsets, self.tgt, self.tgt_offsets = arrays
         self._src_lengths, self._tgt_lengths = lengths
         self._mapped = tuple(mapped)
-        self.release()  # the offsets were read whole for the lengths
 
     @classmethod
     def from_ids(

@@ -115,22 +115,23 @@ class MappedArray:
 def lengths_of(offsets: MappedArray, chunk: int = 1 << 20) -> np.ndarray:
     """Sentence lengths (n,) from offsets (n + 1,), in the smallest type that holds them.
 
-    Reads the offsets in chunks and releases their pages, so a 10 M-sentence split costs its
-    lengths (2 bytes a sentence) and not its offsets (8 bytes) in resident memory.
+    Reads the offsets a chunk at a time, releasing the pages of each, so a 10 M-sentence split
+    costs its lengths (2 bytes a sentence) and not its offsets (8 bytes) in resident memory.
 
     Raises:
         ValueError: The offsets decrease somewhere.
     """
     values = offsets.array
-    n, longest = len(values) - 1, 0
+    n = len(values) - 1
+    longest = 0
     for start in range(0, n, chunk):
         diff = np.diff(values[start : start + chunk + 1])
-        if len(diff) and int(diff.min()) < 0:
+        if int(diff.min()) < 0:
             raise ValueError("offsets decrease")
-        longest = max(longest, int(diff.max(initial=0)))
-    dtype = np.uint16 if longest <= np.iinfo(np.uint16).max else np.uint32
-    lengths = np.empty(n, dtype=dtype)
+        longest = max(longest, int(diff.max()))
+        offsets.release()
+    lengths = np.empty(n, dtype=np.uint16 if longest <= np.iinfo(np.uint16).max else np.uint32)
     for start in range(0, n, chunk):
         lengths[start : start + chunk] = np.diff(values[start : start + chunk + 1])
-    offsets.release()
+        offsets.release()
     return lengths
