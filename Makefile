@@ -12,7 +12,7 @@ ABLATION_MINUTES ?= 8
 SERVE_MODEL ?= ../models/m30k
 
 .PHONY: install test test-fast demo lessons lint format bench bench-quality bench-ablation bench-speed \
-	bench-serve bench-gpu clean
+	bench-serve bench-gpu bench-scale clean
 
 install: $(VENV)/.installed
 
@@ -67,6 +67,11 @@ bench-gpu: install
 # `nmt serve` under load: a real HTTP client at concurrency 1, 8 and 64 (greedy).
 bench-serve: install
 	$(PY) benchmarks/serve_load.py --model $(SERVE_MODEL) --data $(MULTI30K_DIR)
+
+# preprocess and train at 29 k, 1 M and 10 M pairs (synthetic, from Multi30k); SCALE_SIZES=29k,1M
+SCALE_SIZES ?= 29k,1M,10M
+bench-scale: install
+	$(PY) benchmarks/scale.py --data $(MULTI30K_DIR) --sizes $(SCALE_SIZES)
 
 clean:
 	rm -rf $(VENV) demo benchmarks/work .pytest_cache .mypy_cache .ruff_cache

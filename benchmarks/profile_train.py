@@ -49,7 +49,7 @@ def main() -> None:
     init_weights(model, 0.1)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3, fused=True)
     batches = iter(
-        TrainBatches(EncodedSplit.load(args.data / "train.pt"), config.train.batch_tokens, 100, 1)
+        TrainBatches(EncodedSplit.open(args.data, "train"), config.train.batch_tokens, 100, 1)
     )
     autocast = (
         torch.autocast("cpu", dtype=torch.bfloat16) if args.precision == "bf16" else nullcontext()

@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, fields
 from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor
 from torch.nn.utils.rnn import pad_sequence
@@ -114,7 +115,10 @@ def collate(pairs: Sequence[tuple[Tensor, Tensor]], ids: Sequence[int]) -> Batch
 
 
 def bucket_batches(
-    src_lengths: Tensor, tgt_lengths: Tensor, budget: int, generator: torch.Generator | None = None
+    src_lengths: np.ndarray | Tensor,
+    tgt_lengths: np.ndarray | Tensor,
+    budget: int,
+    generator: torch.Generator | None = None,
 ) -> list[list[int]]:
     """Group pairs of similar length into batches of at most `budget` padded tokens.
 
@@ -129,51 +133,111 @@ def bucket_batches(
     Returns:
         batches as lists of pair positions.
     """
-    n = len(src_lengths)
-    order = torch.randperm(n, generator=generator) if generator is not None else torch.arange(n)
-    key = (tgt_lengths[order] + 1) * 10_000 + (src_lengths[order] + 1)
-    order = order[torch.sort(key, stable=True).indices]
-    side = torch.maximum(src_lengths, tgt_lengths + 1)[order].tolist()
-    batches: list[list[int]] = []
-    current: list[int] = []
-    longest = 0
-    for i, length in zip(order.tolist(), side, strict=True):
-        if current and max(longest, length) * (len(current) + 1) > budget:
-            batches.append(current)
-            current, longest = [], 0
-        current.append(i)
-        longest = max(longest, length)
-    if current:
-        batches.append(current)
-    if generator is not None:
-        batches = [batches[i] for i in torch.randperm(len(batches), generator=generator).tolist()]
-    return batches
+    buckets = Buckets.of(np.asarray(src_lengths), np.asarray(tgt_lengths), budget, generator)
+    return [buckets[i].tolist() for i in range(len(buckets))]
+
+
+@dataclass
+class Buckets:
+    """Batches of pair positions, held as three flat arrays instead of lists of lists.
+
+    Batch k is ``order[bounds[j]:bounds[j + 1]]`` with ``j = sequence[k]``: at 10 M pairs this
+    is a few bytes a pair, where Python lists of ints would take about 100.
+    """
+
+    order: np.ndarray  # P pair positions, sorted by length
+    bounds: np.ndarray  # B + 1 batch starts in `order`
+    sequence: np.ndarray  # B batch numbers in the order they are served
+
+    @classmethod
+    def of(
+        cls,
+        src_lengths: np.ndarray,
+        tgt_lengths: np.ndarray,
+        budget: int,
+        generator: torch.Generator | None = None,
+    ) -> Buckets:
+        """The batches `bucket_batches` describes, drawing the same numbers from `generator`."""
+        n = len(src_lengths)
+        wide = src_lengths.dtype.itemsize > 2 or tgt_lengths.dtype.itemsize > 2
+        key_type = np.int64 if wide else np.int32  # (65535 + 1) * 10_000 fits an int32
+        index_type = np.int64 if n > np.iinfo(np.int32).max else np.int32
+        if generator is not None:
+            order = torch.randperm(n, generator=generator).numpy().astype(index_type)
+        else:
+            order = np.arange(n, dtype=index_type)
+        key = tgt_lengths[order].astype(key_type)
+        key += 1
+        key *= 10_000
+        key += src_lengths[order]
+        key += 1
+        order = order[np.argsort(key, kind="stable")]
+        del key
+        side = tgt_lengths[order].astype(key_type)
+        side += 1
+        np.maximum(side, src_lengths[order], out=side)
+        bounds = _greedy_bounds(side, budget)
+        batches = len(bounds) - 1
+        if generator is not None:
+            sequence = torch.randperm(batches, generator=generator).numpy()
+        else:
+            sequence = np.arange(batches)
+        return cls(order, bounds, sequence)
+
+    def __len__(self) -> int:
+        return len(self.sequence)
+
+    def __getitem__(self, k: int) -> np.ndarray:
+        j = self.sequence[k]
+        return self.order[self.bounds[j] : self.bounds[j + 1]]
+
+
+def _greedy_bounds(side: np.ndarray, budget: int) -> np.ndarray:
+    """Cuts sorted pairs into batches greedily: a pair joins the current batch while
+    (sentences x longest side) stays within `budget`; the first pair of a batch always joins.
+
+    Works a batch at a time: a batch starting at a pair of side s holds at most budget // s
+    pairs, so only that many sides are looked at per batch.
+    """
+    n = len(side)
+    counts = np.arange(1, budget + 2, dtype=np.int64)
+    bounds = [0]
+    start = 0
+    while start < n:
+        window = side[start : start + budget // max(int(side[start]), 1) + 1]
+        cost = np.maximum.accumulate(window) * counts[: len(window)]
+        over = np.flatnonzero(cost > budget)
+        start += max(int(over[0]), 1) if len(over) else len(window)
+        bounds.append(start)
+    return np.array(bounds, dtype=np.int64)
 
 
 class TrainBatches:
     """An endless, resumable stream of shuffled, bucketed training batches.
 
     The order of epoch e depends only on (seed, e), so the position (epoch, index) is the whole
-    sampler state a checkpoint needs to resume the exact same stream.
+    sampler state a checkpoint needs to resume the exact same stream. Epochs are built from the
+    split's length arrays alone; a batch reads only its own pairs.
     """
 
     def __init__(self, split: EncodedSplit, budget: int, max_len: int, seed: int) -> None:
         self.split, self.budget, self.seed = split, budget, seed
         keep = (split.src_lengths <= max_len) & (split.tgt_lengths <= max_len)
-        self.candidates = keep.nonzero().squeeze(1)
-        self.skipped = len(split) - len(self.candidates)
-        if len(self.candidates) == 0:
+        kept = int(keep.sum())
+        # None: every pair is a candidate (no index array of the whole corpus to hold)
+        self.candidates = None if kept == len(split) else np.flatnonzero(keep)
+        self.n_candidates, self.skipped = kept, len(split) - kept
+        if kept == 0:
             raise ValueError(f"no training pair has both sides within data.max_len={max_len}")
         self.epoch, self.index = 0, 0
         self._batches = self._epoch_batches(0)
 
-    def _epoch_batches(self, epoch: int) -> list[list[int]]:
+    def _epoch_batches(self, epoch: int) -> Buckets:
         generator = torch.Generator().manual_seed(self.seed * 100_003 + epoch)
-        cand = self.candidates
-        batches = bucket_batches(
-            self.split.src_lengths[cand], self.split.tgt_lengths[cand], self.budget, generator
-        )
-        return [cand[b].tolist() for b in batches]
+        src, tgt = self.split.src_lengths, self.split.tgt_lengths
+        if self.candidates is not None:
+            src, tgt = src[self.candidates], tgt[self.candidates]
+        return Buckets.of(src, tgt, self.budget, generator)
 
     def state_dict(self) -> dict[str, int]:
         return {"epoch": self.epoch, "index": self.index}
@@ -188,10 +252,14 @@ class TrainBatches:
             self._batches = self._epoch_batches(self.epoch)
         ids = self._batches[self.index]
         self.index += 1
-        return ids
+        if self.candidates is not None:
+            ids = self.candidates[ids]
+        return ids.tolist()
 
     def _collate(self, ids: list[int]) -> Batch:
-        return collate([self.split.pair(i) for i in ids], ids)
+        batch = collate([self.split.pair(i) for i in ids], ids)
+        self.split.release()
+        return batch
 
     def __iter__(self) -> Iterator[Batch]:
         while True:
@@ -213,4 +281,6 @@ class TrainBatches:
 def eval_batches(split: EncodedSplit, budget: int) -> list[Batch]:
     """Length-sorted batches over a whole split, for validation loss and translation."""
     batches = bucket_batches(split.src_lengths, split.tgt_lengths, budget)
-    return [collate([split.pair(i) for i in ids], ids) for ids in batches]
+    result = [collate([split.pair(i) for i in ids], ids) for ids in batches]
+    split.release()
+    return result

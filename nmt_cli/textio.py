@@ -98,8 +98,12 @@ def clean_line(text: str) -> tuple[str, Fix]:
     return collapsed, fixes
 
 
-def _decode(raw: bytes, path: Path | str, lineno: int) -> str:
-    """Decodes one line as strict UTF-8, naming file, line and column on failure."""
+def decode_line(raw: bytes, path: Path | str, lineno: int) -> str:
+    """Decodes one line as strict UTF-8.
+
+    Raises:
+        DataError: Invalid UTF-8, naming file, line and column.
+    """
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError as err:
@@ -151,7 +155,7 @@ def read_stream(file: BinaryIO, name: Path | str, stats: CleanStats | None = Non
     """
     lines: list[str] = []
     for lineno, raw in enumerate(file, start=1):  # binary streams split on b"\n" only
-        line, fixes = clean_line(_decode(raw.removesuffix(b"\n"), name, lineno))
+        line, fixes = clean_line(decode_line(raw.removesuffix(b"\n"), name, lineno))
         if stats is not None:
             stats.add(fixes)
         lines.append(line)
@@ -231,11 +235,12 @@ def check_not_input(path: Path, inputs: Sequence[Path | None]) -> None:
         DataError: `path` is the same file as one of `inputs` (names both).
     """
     for source in inputs:
-        if source is not None and _same_file(path, source):
+        if source is not None and same_file(path, source):
             raise DataError(f"{path}: is also an input ({source}); write to another file")
 
 
-def _same_file(a: Path, b: Path) -> bool:
+def same_file(a: Path, b: Path) -> bool:
+    """Whether two paths are one file (through symlinks and hard links); False if one is missing."""
     try:
         return os.path.samefile(a, b)
     except OSError:  # one of them does not exist (yet): not the same file

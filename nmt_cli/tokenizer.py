@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import re
 from collections.abc import Iterable, Sequence
+from itertools import chain
 from pathlib import Path
 
 import sentencepiece as spm
@@ -53,13 +54,14 @@ def train_sentencepiece(
         )
     if vocab_size <= len(SPECIAL_PIECES):
         raise ConfigError(f"vocab_size must be larger than {len(SPECIAL_PIECES)}, got {vocab_size}")
-    sentences = [text for text in texts if text]
-    if not sentences:
+    sentences = (text for text in texts if text)  # streamed: sentencepiece keeps its own copy
+    first = next(sentences, None)
+    if first is None:
         raise DataError("no text to train the tokenizer on (all sentences are empty)")
     model = io.BytesIO()
     try:
         spm.SentencePieceTrainer.train(
-            sentence_iterator=iter(sentences),
+            sentence_iterator=chain([first], sentences),
             model_writer=model,
             vocab_size=vocab_size,
             model_type=model_type,

@@ -86,13 +86,13 @@ def resume_checkpoint(
 
 
 def load_train_batches(data_dir: Path, config: Config) -> TrainBatches:
-    """The training stream of a data folder's train.pt."""
+    """The training stream of a data folder's train split (memory-mapped)."""
     t = config.train
-    split = EncodedSplit.load(data_dir / "train.pt")
+    split = EncodedSplit.open(data_dir, "train")
     try:
         return TrainBatches(split, t.batch_tokens, config.data.max_len, t.seed)
     except ValueError as e:
-        raise DataError(f"{data_dir / 'train.pt'}: {e}") from None
+        raise DataError(f"{data_dir}: train: {e}") from None
 
 
 class Trainer:
@@ -308,7 +308,7 @@ class Trainer:
                     "(%d over data.max_len skipped)",
                     self.device,
                     f"{n_params:,}",
-                    len(self.batches.candidates),
+                    self.batches.n_candidates,
                     self.batches.skipped,
                 )
                 bar = TrainProgress(

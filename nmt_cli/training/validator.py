@@ -76,8 +76,8 @@ class Validator:
         device: torch.device,
         autocast: AbstractContextManager[object],
     ) -> Validator:
-        """The validator of a preprocessed data folder's valid.pt and valid.ref."""
-        split = EncodedSplit.load(data_dir / "valid.pt")
+        """The validator of a preprocessed data folder's valid split and valid.ref."""
+        split = EncodedSplit.open(data_dir, "valid")
         path = data_dir / "valid.ref"
         try:
             references = path.read_text(encoding="utf-8").splitlines()

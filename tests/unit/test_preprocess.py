@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 import torch
 
@@ -138,9 +139,12 @@ def test_joint_vocab_folder(corpus: Path, tmp_path: Path) -> None:
         == meta["tgt_vocab_size"]
         == Tokenizer.load(out / "spm.model").vocab_size
     )
-    expected = {"meta.json", "spm.model", "summary.txt", "train.pt", "valid.pt", "test_a.pt"}
+    expected = {"meta.json", "spm.model", "summary.txt", "encoded"}
     expected |= {"valid.src", "valid.ref", "test_a.src", "test_a.ref"}
     assert {p.name for p in out.iterdir()} == expected
+    encoded = {f"{s}.{side}.{kind}" for s in ("train", "valid", "test_a")
+               for side in ("src", "tgt") for kind in ("ids", "offsets")}  # fmt: skip
+    assert {p.name for p in (out / "encoded").iterdir()} == encoded
     assert (out / "summary.txt").read_text(encoding="utf-8") == summary.to_text()
 
 
@@ -178,15 +182,15 @@ def test_encoded_pairs_match_kept_lines(corpus: Path, tmp_path: Path) -> None:
     out = tmp_path / "data"
     run(corpus, out)
     tok = Tokenizer.load(out / "spm.model")
-    train = EncodedSplit.load(out / "train.pt")
+    train = EncodedSplit.open(out, "train")
     assert len(train) == 40
     for i in range(len(train)):
         src, tgt = train.pair(i)
         assert src.dtype == torch.int32
         assert (tok.decode(src.tolist()), tok.decode(tgt.tolist())) == (SRC[i], TGT[i])
     assert train.src_lengths.tolist() == [len(tok.encode(s)) for s in SRC]
-    assert train.tgt_lengths.dtype == torch.int64
-    valid = EncodedSplit.load(out / "valid.pt")
+    assert train.tgt_lengths.dtype == np.uint16
+    valid = EncodedSplit.open(out, "valid")
     refs = (out / "valid.ref").read_text(encoding="utf-8").splitlines()
     srcs = (out / "valid.src").read_text(encoding="utf-8").splitlines()
     assert refs == [*TGT[:5], "long"] and srcs == [*SRC[:5], LONG]
@@ -205,29 +209,28 @@ def test_normalization_is_counted(tmp_path: Path) -> None:
     assert summary.splits[1].normalized == CleanStats()
     assert "20 lines (20 CRLF, 1 BOM, 1 control chars, 0 whitespace)" in summary.to_text()
     tok = Tokenizer.load(tmp_path / "data" / "spm.model")
-    assert (
-        tok.decode(EncodedSplit.load(tmp_path / "data" / "train.pt").pair(0)[0].tolist()) == SRC[0]
-    )
+    assert tok.decode(EncodedSplit.open(tmp_path / "data", "train").pair(0)[0].tolist()) == SRC[0]
 
 
-def test_files_load_with_weights_only(corpus: Path, tmp_path: Path) -> None:
+def test_encoded_files_are_plain_arrays(corpus: Path, tmp_path: Path) -> None:
+    """ids in the smallest type for the vocabulary (100 pieces: one byte), int64 offsets."""
     out = tmp_path / "data"
     run(corpus, out)
-    data = torch.load(out / "train.pt", weights_only=True)
-    assert set(data) == {"src", "src_offsets", "tgt", "tgt_offsets"}
-    assert data["src"].dtype == torch.int32 and data["src_offsets"].dtype == torch.int64
-    assert data["src_offsets"][0] == 0 and data["src_offsets"][-1] == len(data["src"])
-    assert len(data["src_offsets"]) == len(data["tgt_offsets"]) == 41
+    meta = load_meta(out)
+    assert meta["encoded"]["train"] == {"pairs": 40, "src_dtype": "uint8", "tgt_dtype": "uint8"}
+    ids = np.fromfile(out / "encoded" / "train.src.ids", dtype=np.uint8)
+    offsets = np.fromfile(out / "encoded" / "train.src.offsets", dtype=np.int64)
+    assert len(offsets) == 41 and offsets[0] == 0 and offsets[-1] == len(ids)
+    tok = Tokenizer.load(out / "spm.model")
+    assert tok.decode(ids[offsets[3] : offsets[4]].tolist()) == SRC[3]
 
 
 def test_same_input_gives_identical_output(corpus: Path, tmp_path: Path) -> None:
     run(corpus, tmp_path / "a")
     run(corpus, tmp_path / "b")
     assert (tmp_path / "a/spm.model").read_bytes() == (tmp_path / "b/spm.model").read_bytes()
-    for split in ("train", "valid"):
-        a = torch.load(tmp_path / f"a/{split}.pt", weights_only=True)
-        b = torch.load(tmp_path / f"b/{split}.pt", weights_only=True)
-        assert all(torch.equal(a[k], b[k]) for k in a)
+    for path in (tmp_path / "a" / "encoded").iterdir():
+        assert path.read_bytes() == (tmp_path / "b" / "encoded" / path.name).read_bytes()
 
 
 def test_all_empty_corpus_names_the_file(tmp_path: Path) -> None:
@@ -263,7 +266,7 @@ def test_mismatched_split_is_reported(corpus: Path, tmp_path: Path) -> None:
     [
         ({"model_type": "char"}, "unigram, bpe"),
         ({"max_len": 0}, "max_len"),
-        ({"test_prefixes": [Path("x/valid")]}, "valid.pt"),
+        ({"test_prefixes": [Path("x/valid")]}, "split 'valid'"),
     ],
 )
 def test_bad_arguments(corpus: Path, tmp_path: Path, kwargs: dict[str, Any], message: str) -> None:
@@ -281,7 +284,7 @@ def test_rerun_overwrites(corpus: Path, tmp_path: Path) -> None:
     run(corpus, out)
     run(corpus, out, max_len=500)
     assert load_meta(out)["max_len"] == 500
-    assert len(EncodedSplit.load(out / "train.pt")) == 41
+    assert len(EncodedSplit.open(out, "train")) == 41
 
 
 def test_length_percentiles() -> None:
