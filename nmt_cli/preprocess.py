@@ -20,6 +20,7 @@ from nmt_cli.corpus import FORMAT_VERSION, META_FILE, EncodedSplit
 from nmt_cli.errors import ConfigError, DataError
 from nmt_cli.textio import CleanStats, read_parallel
 from nmt_cli.tokenizer import Tokenizer, train_sentencepiece
+from nmt_cli.tokenizer_source import vocabulary_of
 
 logger = logging.getLogger(__name__)
 
@@ -220,6 +221,7 @@ def _encode_split(
     split: _Split, src_tok: Tokenizer, tgt_tok: Tokenizer, max_len: int | None
 ) -> _Encoded:
     """Encodes a split and drops pairs with more than ``max_len`` tokens on a side (if given)."""
+    logger.info("encoding %s", split.name)
     src_ids = src_tok.encode_batch(split.src_lines)
     tgt_ids = tgt_tok.encode_batch(split.tgt_lines)
     keep = [
@@ -269,13 +271,14 @@ def preprocess(
     model_type: str = "unigram",
     max_len: int = 100,
     test_prefixes: Sequence[Path] = (),
+    tokenizer_from: Path | None = None,
 ) -> PreprocessSummary:
     """Cleans, filters and encodes a parallel corpus into a data folder (see module docstring).
 
     Files are found fairseq style: ``train_prefix=D/train`` with ``src_lang="de"`` reads
     ``D/train.de`` and ``D/train.en``. Every split drops pairs with a side that is empty after
     cleaning; the train split also drops pairs with more than ``max_len`` tokens on a side
-    (counted in tokens of the model trained on the train split, after empty pairs are dropped).
+    (counted in pieces of the tokenizer, trained on the train split unless ``tokenizer_from``).
 
     Args:
         src_lang: Source language code, the source files' extension.
@@ -288,6 +291,7 @@ def preprocess(
         model_type: ``"unigram"`` or ``"bpe"``.
         max_len: Longest training sentence kept, in tokens (bos/eos not counted).
         test_prefixes: Test sets, each written as ``<basename>.pt``, ``.src`` and ``.ref``.
+        tokenizer_from: Encode with this model's tokenizers instead of training new ones.
 
     Returns:
         The numbers written to ``summary.txt``.
@@ -301,14 +305,15 @@ def preprocess(
     named = [("train", Path(train_prefix)), ("valid", Path(valid_prefix))]
     named += [(prefix.name, prefix) for prefix in test_prefixes]
     splits = [_read_split(name, prefix, src_lang, tgt_lang) for name, prefix in named]
-    src_tok, tgt_tok = _train_tokenizers(splits[0], vocab_size, separate_vocab, model_type)
+    if tokenizer_from is None:
+        src_tok, tgt_tok = _train_tokenizers(splits[0], vocab_size, separate_vocab, model_type)
+    else:  # a model's vocabulary, to fine-tune the model on this corpus
+        src_tok, tgt_tok, separate_vocab, vocab_size, model_type = vocabulary_of(tokenizer_from)
 
-    encoded = []
-    for split in splits:
-        logger.info("encoding %s", split.name)
-        encoded.append(
-            _encode_split(split, src_tok, tgt_tok, max_len if split.name == "train" else None)
-        )
+    encoded = [
+        _encode_split(split, src_tok, tgt_tok, max_len if split.name == "train" else None)
+        for split in splits
+    ]
     summary, meta = _describe(
         out_dir, src_lang, tgt_lang, separate_vocab, model_type, vocab_size, max_len,
         src_tok, tgt_tok, encoded,

@@ -32,6 +32,14 @@ def preprocess(
     max_len: Annotated[
         int, typer.Option(help="Drop training pairs longer than this (in pieces).")
     ] = 100,
+    tokenizer_from: Annotated[
+        Path | None,
+        typer.Option(
+            help="Encode with this model's tokenizer (a run folder, checkpoint .pt, data folder "
+            "or sentencepiece .model) instead of training one, to fine-tune it on this data; "
+            "--vocab-size, --separate-vocab and --model-type then do not apply.",
+        ),
+    ] = None,
 ) -> None:
     """Train sentencepiece on the training split and encode every split into OUT."""
     with user_errors():
@@ -48,5 +56,6 @@ def preprocess(
             model_type=model_type,
             max_len=max_len,
             test_prefixes=test or [],
+            tokenizer_from=tokenizer_from,
         )
         print(summary.to_text())
