@@ -7,7 +7,7 @@ from importlib import import_module
 from nmt_cli.app import app
 
 # Each module registers its commands on `app`; this order is the order of `nmt --help`.
-COMMAND_MODULES = ["preprocess", "train", "translate", "evaluate", "models", "plots"]
+COMMAND_MODULES = ["preprocess", "train", "translate", "score", "evaluate", "models", "plots"]
 for _name in COMMAND_MODULES:
     import_module(f"nmt_cli.commands.{_name}")
 
