@@ -7,7 +7,9 @@ from importlib import import_module
 from nmt_cli.app import app
 
 # Each module registers its commands on `app`; this order is the order of `nmt --help`.
-COMMAND_MODULES = ["preprocess", "train", "translate", "serve", "evaluate", "models", "plots"]
+COMMAND_MODULES = [
+    "preprocess", "train", "translate", "score", "serve", "evaluate", "models", "plots"
+]  # fmt: skip
 for _name in COMMAND_MODULES:
     import_module(f"nmt_cli.commands.{_name}")
 

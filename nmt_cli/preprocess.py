@@ -34,6 +34,7 @@ from nmt_cli.prep_summary import (
 from nmt_cli.prep_write import SUMMARY_FILE, write_folder
 from nmt_cli.textio import same_file
 from nmt_cli.tokenizer import Tokenizer, train_sentencepiece
+from nmt_cli.tokenizer_source import vocabulary_of
 
 __all__ = [
     "SUMMARY_FILE", "CorpusCount", "Drops", "LengthStats", "Options", "PreprocessSummary",
@@ -57,6 +58,7 @@ def preprocess(
     max_len: int = 100,
     test_prefixes: Sequence[Path] = (),
     options: Options | None = None,
+    tokenizer_from: Path | None = None,
 ) -> PreprocessSummary:
     """Cleans, filters and encodes a parallel corpus into a data folder (see module docstring).
 
@@ -77,6 +79,7 @@ def preprocess(
         max_len: Longest training sentence kept, in tokens (bos/eos not counted).
         test_prefixes: Test sets, each written as split ``<basename>`` with ``.src``/``.ref``.
         options: Workers, sample size, filters, bad lines (default ``Options()``: 1 worker).
+        tokenizer_from: Encode with this model's tokenizers instead of training new ones.
 
     Returns:
         The numbers written to ``summary.txt``.
@@ -97,9 +100,13 @@ def preprocess(
         scanned = scan(splits, options, workers)
         if options.dedup:
             mark_duplicates(scanned[0])
-        tokenizers = _train_tokenizers(
-            scanned[0], vocab_size, separate_vocab, model_type, options, workers
-        )
+        if tokenizer_from is None:
+            tokenizers = _train_tokenizers(
+                scanned[0], vocab_size, separate_vocab, model_type, options, workers
+            )
+        else:  # a model's vocabulary, to fine-tune the model on this corpus
+            src_tok, tgt_tok, separate_vocab, vocab_size, model_type = vocabulary_of(tokenizer_from)
+            tokenizers = (src_tok, tgt_tok)
         return write_folder(
             _summary(out_dir, src_lang, tgt_lang, separate_vocab, model_type, vocab_size,
                      max_len, tokenizers, options),
@@ -186,10 +193,7 @@ def _train_tokenizers(
     options: Options,
     workers: Workers,
 ) -> tuple[Tokenizer, Tokenizer]:
-    """Trains one joint model on both sides of a sample, or one model per side.
-
-    (The place to load existing tokenizers instead, e.g. for ``--tokenizer-from``.)
-    """
+    """Trains one joint model on both sides of a sample, or one model per side."""
     pairs = options.spm_sample if separate_vocab else max(options.spm_sample // 2, 1)
     src_text, tgt_text = sample_text(train, pairs, options.seed, workers)
     if not separate_vocab:

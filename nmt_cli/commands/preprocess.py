@@ -70,6 +70,14 @@ def preprocess(
     workers: _Workers = None,
     spm_sample: _SpmSample = 300_000,
     seed: Annotated[int, typer.Option(help="Seed of the sentencepiece sample.")] = 0,
+    tokenizer_from: Annotated[
+        Path | None,
+        typer.Option(
+            help="Encode with this model's tokenizer (a run folder, checkpoint .pt, data folder "
+            "or sentencepiece .model) instead of training one, to fine-tune it on this data; "
+            "--vocab-size, --separate-vocab and --model-type then do not apply.",
+        ),
+    ] = None,
 ) -> None:
     """Train sentencepiece on (a sample of) the training split and encode every split into OUT."""
     with user_errors():
@@ -84,5 +92,6 @@ def preprocess(
             src_lang=src, tgt_lang=tgt, train_prefix=train, valid_prefix=valid, out_dir=out,
             vocab_size=vocab_size, separate_vocab=separate_vocab, model_type=model_type,
             max_len=max_len, test_prefixes=test or [], options=options,
+            tokenizer_from=tokenizer_from,
         )  # fmt: skip
         print(summary.to_text())

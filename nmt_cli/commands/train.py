@@ -10,6 +10,18 @@ import typer
 
 from nmt_cli.app import app, user_errors
 
+_InitFrom = Annotated[
+    Path | None,
+    typer.Option(
+        help="Fine-tune: start a new run from this model's weights (a run folder's best "
+        "checkpoint, or a .pt file), with its settings as defaults; DATA must be encoded "
+        "with its tokenizer (nmt preprocess --tokenizer-from).",
+    ),
+]
+_KeepOptimizer = Annotated[
+    bool, typer.Option(help="With --init-from: continue its optimizer, schedule and step count.")
+]
+
 
 @app.command(
     epilog="Example: nmt train data/ --out runs/de-en --config examples/multi30k-de-en.yaml "
@@ -42,6 +54,8 @@ def train(
             help="Data-parallel ranks on this machine (one per GPU), started as torchrun does."
         ),
     ] = 1,
+    init_from: _InitFrom = None,
+    keep_optimizer: _KeepOptimizer = False,
 ) -> None:
     """Train an encoder-decoder with attention on a preprocessed corpus.
 
@@ -51,19 +65,21 @@ def train(
 
     cap_kernel_caches()  # before torch builds its first kernel
     with user_errors():
-        from nmt_cli.config import load_config
-        from nmt_cli.rundir import saved_config
+        from nmt_cli.errors import ConfigError
+        from nmt_cli.train import InitFrom, run_config
         from nmt_cli.train import train as run
 
+        if keep_optimizer and init_from is None:
+            raise ConfigError("--keep-optimizer needs --init-from")
         overrides = list(set_ or []) + ([f"train.seed={seed}"] if seed is not None else [])
-        base = saved_config(out) if resume else None
-        cfg = load_config(config, overrides, base=base)
+        init = InitFrom.load(init_from, keep_optimizer) if init_from is not None else None
+        cfg = run_config(config, overrides, out, resume, init)
         if nproc != 1:
             from nmt_cli.distributed import launch
 
             launch(nproc, sys.argv[1:], out)
             return
-        result = run(cfg, data, out, device=device, resume=resume)
+        result = run(cfg, data, out, device=device, resume=resume, init=init)
         if result.rank != 0:  # rank 0 reports for the job
             return
         print(result.summary(cfg.train.stop_metric))
