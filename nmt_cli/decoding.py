@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, cast
 import torch
 from torch import Tensor
 
+from nmt_cli.constraints import LexicalConstraints, Phrases
 from nmt_cli.data import make_source_batch
 from nmt_cli.model import Seq2Seq
 from nmt_cli.search import Hypothesis, StepFn, beam_search, greedy_search
@@ -31,6 +32,7 @@ def search_batch(
     max_len_a: float,
     max_len_b: int,
     n_best: int = 1,
+    constraints: Sequence[Phrases] | None = None,
 ) -> list[list[Hypothesis]]:
     """Translate token-id sources as one batch: n_best hypotheses each.
 
@@ -43,6 +45,8 @@ def search_batch(
         max_len_a: a source of S_i tokens gets at most `S_i * max_len_a + max_len_b` tokens.
         max_len_b: see max_len_a.
         n_best: hypotheses per source; the beam is widened to it if smaller.
+        constraints: for each source, target phrases (token ids) its outputs must contain
+            (see nmt_cli.constraints); with any, even beam 1 runs beam search.
 
     Returns:
         B lists of n_best hypotheses, best first, in the order of `sources`.
@@ -51,7 +55,10 @@ def search_batch(
     state = model.encode(src.to(device), mask.to(device), lengths)
     max_lengths = (lengths.float() * max_len_a + max_len_b).long().to(device)  # B
     step = cast("StepFn[Any]", model.decode_step)
-    if beam == 1 and n_best == 1:
+    guide = None
+    if constraints is not None and any(constraints):
+        guide = LexicalConstraints(constraints, max(beam, n_best), EOS_ID, device)
+    elif beam == 1 and n_best == 1:
         hyps = greedy_search(step, state, len(sources), BOS_ID, EOS_ID, max_lengths)
         return [[h] for h in hyps]
     return beam_search(
@@ -64,6 +71,7 @@ def search_batch(
         max_lengths,
         alpha,
         n_best,
+        guide,
     )
 
 
@@ -72,6 +80,7 @@ def search_sorted(
     sources: Sequence[Tensor],
     device: torch.device,
     batch_size: int,
+    constraints: Sequence[Phrases] | None = None,
     **options: Any,
 ) -> list[list[Hypothesis]]:
     """Translate many sources in length-sorted batches (less padding); results in input order.
@@ -81,6 +90,7 @@ def search_sorted(
         sources: any number of 1-D id sequences, each >= 1 long.
         device: where the model runs.
         batch_size: sources per search batch.
+        constraints: target phrases for each source (see `search_batch`).
         **options: `search_batch`'s beam, alpha, max_len_a, max_len_b and n_best.
 
     Returns:
@@ -90,6 +100,8 @@ def search_sorted(
     results: list[list[Hypothesis]] = [[] for _ in sources]
     for start in range(0, len(order), batch_size):
         chunk = order[start : start + batch_size]
+        if constraints is not None:
+            options["constraints"] = [constraints[i] for i in chunk]
         for i, hyps in zip(
             chunk, search_batch(model, [sources[i] for i in chunk], device, **options), strict=True
         ):
