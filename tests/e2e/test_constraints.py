@@ -35,6 +35,10 @@ def test_without_phrases_the_output_is_unchanged(run_dir: Path, corpus: Path) ->
     source = (corpus / "test.src").read_text()
     plain, _ = translate(run_dir, source)
     assert translate(run_dir, source, "--constraints")[0] == plain
+    # Lines without phrases in the same search batches as lines with them: still unchanged.
+    lines = [f"{s}\t42" if i % 2 else s for i, s in enumerate(source.splitlines())]
+    mixed, _ = translate(run_dir, "\n".join(lines) + "\n", "--constraints")
+    assert mixed[::2] == plain[::2] and all("42" in text for text in mixed[1::2])
     empty = tmp_glossary(run_dir.parent / "unused.tsv", "nie gesehen\t1234\n")
     assert translate(run_dir, source, "--glossary", str(empty))[0] == plain
 
