@@ -149,14 +149,15 @@ def main() -> None:
     )
     parser.add_argument("--split", default="test_2016_flickr")
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--limit", type=int, help="only the first N sentences (a quick try)")
     parser.add_argument("--baseline", type=Path, help="a tree without constraints, to compare")
     parser.add_argument(
         "--out", type=Path, default=ROOT / "benchmarks" / "results" / "constraints.json"
     )
     args = parser.parse_args()
     source = args.data / f"{args.split}.de"
-    sources = source.read_text(encoding="utf-8").splitlines()
-    refs = (args.data / f"{args.split}.en").read_text(encoding="utf-8").splitlines()
+    sources = source.read_text(encoding="utf-8").splitlines()[: args.limit]
+    refs = (args.data / f"{args.split}.en").read_text(encoding="utf-8").splitlines()[: args.limit]
     result = {
         "commit": commit(ROOT),
         "cpu": cpu_model(),

@@ -52,9 +52,10 @@ class LexicalConstraints:
         padded = [[list(p) + [-1] * (width - len(p)) for p in ps] for ps in phrases]
         padded = [ps + [[-1] * width] * (n_cons - len(ps)) for ps in padded]
         self.k, self.eos_id = beam_size, eos_id
-        self.phrases = torch.tensor(padded, dtype=torch.long, device=device)  # B x C x L
+        on_cpu = torch.tensor(padded, dtype=torch.long)  # B x C x L, -1 after a phrase's end
+        self.phrases = on_cpu.to(device)
         self.lengths = (self.phrases >= 0).sum(2)  # B x C; 0 = no constraint in this slot
-        self.fallback = _fallback_table(self.phrases)  # B x C x (L + 1) x L
+        self.fallback = _fallback_table(on_cpu).to(device)  # B x C x (L + 1) x L
         # The most pieces a hypothesis can meet: the number of banks - 1 (host side, once).
         self.top_bank = max((sum(len(p) for p in ps) for ps in phrases), default=0)
         batch = len(phrases)
@@ -156,12 +157,11 @@ def _fallback_table(phrases: Tensor) -> Tensor:
     (j = p continues the match; smaller j restart inside it, as in KMP.)"""
     width = phrases.shape[2]
     table = torch.zeros(*phrases.shape[:2], width + 1, width, dtype=torch.bool)
-    rows = phrases.cpu()
     for p in range(width + 1):
         for j in range(min(p, width - 1) + 1):
             # phrase[:j] == phrase[p - j : p], for every phrase at once
-            table[:, :, p, j] = (rows[:, :, :j] == rows[:, :, p - j : p]).all(2)
-    return table.to(phrases.device) & (phrases >= 0).unsqueeze(2)
+            table[:, :, p, j] = (phrases[:, :, :j] == phrases[:, :, p - j : p]).all(2)
+    return table & (phrases >= 0).unsqueeze(2)
 
 
 def _repeated(columns: Tensor) -> Tensor:
