@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, cast
 import torch
 from torch import Tensor
 
+from nmt_cli.constraints import LexicalConstraints, Phrases
 from nmt_cli.data import make_source_batch
 from nmt_cli.model import Seq2Seq
 from nmt_cli.search import Hypothesis, StepFn, beam_search, greedy_search
@@ -32,6 +33,7 @@ def search_batch(
     max_len_b: int,
     n_best: int = 1,
     with_attention: bool = True,
+    constraints: Sequence[Phrases] | None = None,
 ) -> list[list[Hypothesis]]:
     """Translate token-id sources as one batch: n_best hypotheses each.
 
@@ -46,6 +48,8 @@ def search_batch(
         n_best: hypotheses per source; the beam is widened to it if smaller.
         with_attention: record each hypothesis' attention (T x S); without it the search
             stores none.
+        constraints: for each source, target phrases (token ids) its outputs must contain
+            (see nmt_cli.constraints); with any, even beam 1 runs beam search.
 
     Returns:
         B lists of n_best hypotheses, best first, in the order of `sources`.
@@ -56,7 +60,10 @@ def search_batch(
     step = cast("StepFn[Any]", model.decode_step)
     if not with_attention:
         step = _without_attention(step)
-    if beam == 1 and n_best == 1:
+    guide = None
+    if constraints is not None and any(constraints):
+        guide = LexicalConstraints(constraints, max(beam, n_best), EOS_ID, device)
+    elif beam == 1 and n_best == 1:
         hyps = greedy_search(step, state, len(sources), BOS_ID, EOS_ID, max_lengths)
         return [[h] for h in hyps]
     return beam_search(
@@ -69,6 +76,7 @@ def search_batch(
         max_lengths,
         alpha,
         n_best,
+        guide,
     )
 
 
@@ -87,6 +95,7 @@ def search_sorted(
     sources: Sequence[Tensor],
     device: torch.device,
     batch_size: int,
+    constraints: Sequence[Phrases] | None = None,
     **options: Any,
 ) -> list[list[Hypothesis]]:
     """Translate many sources in length-sorted batches (less padding); results in input order.
@@ -96,6 +105,7 @@ def search_sorted(
         sources: any number of 1-D id sequences, each >= 1 long.
         device: where the model runs.
         batch_size: sources per search batch.
+        constraints: target phrases for each source (see `search_batch`).
         **options: `search_batch`'s beam, alpha, max_len_a, max_len_b, n_best and
             with_attention.
 
@@ -106,6 +116,8 @@ def search_sorted(
     results: list[list[Hypothesis]] = [[] for _ in sources]
     for start in range(0, len(order), batch_size):
         chunk = order[start : start + batch_size]
+        if constraints is not None:
+            options["constraints"] = [constraints[i] for i in chunk]
         for i, hyps in zip(
             chunk, search_batch(model, [sources[i] for i in chunk], device, **options), strict=True
         ):

@@ -23,6 +23,7 @@ from torch import Tensor
 from nmt_cli.hypotheses import Hypothesis, length_penalty, to_hypotheses
 
 __all__ = [
+    "BeamGuide",
     "Hypothesis",
     "SearchState",
     "StepFn",
@@ -49,6 +50,22 @@ class SearchState(Protocol):
         The caller promises that N' is a multiple of B' and that new rows i*N'/B' ... (i+1)*N'/B'
         - 1 come from rows of source row `sources[i]` (of row i when `sources` is None).
         """
+        ...
+
+
+class BeamGuide(Protocol):
+    """Steers which candidates beam search keeps (lexical constraints: nmt_cli.constraints)."""
+
+    def rank(self, cand: Tensor, top_idx: Tensor, forced: Tensor) -> tuple[Tensor, Tensor]:
+        """Given the N x (k * V) candidate scores, the columns of their top 2k (N x 2k) and the
+        sentences at their length limit (N), returns the scores and columns of N x M >= 2k
+        candidates in the order the search takes them: eos within the first k finishes, the
+        first k others form the next beam."""
+        ...
+
+    def advance(self, live: Tensor, keep: Tensor | None) -> None:
+        """The search kept candidates `live` (N x k positions in `rank`'s order) as beams, and
+        goes on with sentences `keep` (N' indices; None: all)."""
         ...
 
 
@@ -162,6 +179,7 @@ def beam_search(
     max_lengths: Tensor,
     alpha: float = 1.0,
     n_best: int = 1,
+    guide: BeamGuide | None = None,
 ) -> list[list[Hypothesis]]:
     """Batched beam search: all live beams of all live sentences advance in one step call.
 
@@ -194,6 +212,7 @@ def beam_search(
             `max_lengths[i]` eos is the only token allowed.
         alpha: Length penalty strength; 0 ranks by summed log-prob.
         n_best: Hypotheses returned per sentence, at most `beam_size`.
+        guide: Reorders (and adds to) each step's candidates, e.g. for lexical constraints.
 
     Returns:
         For each sentence in input order, up to `n_best` distinct hypotheses, best first (fewer
@@ -244,6 +263,8 @@ def beam_search(
             cand.masked_fill_(forced.view(n, 1, 1) & not_eos, float("-inf"))
         cand = cand.view(n, -1)
         top_scores, top_idx = top_k(cand, 2 * k)  # N x 2k, best first
+        if guide is not None:  # N x M, in the guide's order
+            top_scores, top_idx = guide.rank(cand, top_idx, forced)
         top_beams = torch.div(top_idx, vocab, rounding_mode="floor")
         top_tokens = top_idx % vocab
         is_eos = top_tokens == eos_id  # N x 2k
@@ -272,11 +293,14 @@ def beam_search(
         out_scores[alive], out_log_probs[alive] = fin_scores, fin_log_probs
         out_steps[alive], out_beams[alive] = fin_steps, fin_beams
 
-        best_live = beam_scores[:, 0] / length_penalty(t + 1, alpha)  # -inf when none is live
+        # -inf when none is live (a guide's order need not put the best first)
+        best_live = beam_scores.amax(dim=1) / length_penalty(t + 1, alpha)
         done = forced | (best_live <= fin_scores[:, -1])
         keep = (~done).nonzero().squeeze(1)  # the per-step host sync
         if keep.numel() == 0:
             break
+        if guide is not None:
+            guide.advance(live, keep if keep.numel() < n else None)
         # N x k state rows (a -inf candidate of a beam that does not exist yet maps to beam 0)
         rows = parents.clamp(max=width - 1) + width * torch.arange(n, device=device).unsqueeze(1)
         sources = None

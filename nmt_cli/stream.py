@@ -31,6 +31,7 @@ from typing import IO, BinaryIO, Literal
 
 from nmt_cli.alignments import alignment_record, json_record, to_json_line
 from nmt_cli.errors import ConfigError
+from nmt_cli.glossary import Glossary, split_constraints
 from nmt_cli.linereader import read_batches, read_prompted
 from nmt_cli.runtime import keep_freed_memory
 from nmt_cli.translate import POOL_BATCHES, Translation, Translator
@@ -66,6 +67,10 @@ class StreamOptions:
         batch_size: sentences per search batch (None: the model's decode.batch_size).
         output_format: "text" or "json".
         with_attention: with json, add the best hypothesis' source, target and weights.
+        constraints: each line is `SOURCE<TAB>PHRASE...`; the phrases must appear in its
+            translation (see nmt_cli.glossary).
+        glossary: the target terms of the source terms a line contains must appear in its
+            translation.
 
     Raises:
         ConfigError: a size below 1, an unknown format, or attention outside JSON.
@@ -76,6 +81,8 @@ class StreamOptions:
     batch_size: int | None = None
     output_format: OutputFormat = "text"
     with_attention: bool = False
+    constraints: bool = False
+    glossary: Glossary | None = None
 
     def __post_init__(self) -> None:
         if (
@@ -141,13 +148,15 @@ def translate_stream(
     )
     line_no, pieces = 1, 0
     for lines in pools:
+        sources, phrases = split_constraints(lines, opts.constraints, opts.glossary)
         results = translator.translate_lines(
-            lines,
+            sources,
             beam=opts.beam,
             n_best=opts.n_best,
             first_line=line_no,
             batch_size=size,
             with_attention=alignments is not None or opts.with_attention,
+            constraints=phrases,
         )
         for offset, hyps in enumerate(results):
             pieces += len(hyps[0].pieces)

@@ -16,6 +16,7 @@ import torch
 from torch import Tensor
 
 from nmt_cli.config import Config, DecodeConfig
+from nmt_cli.constraints import Phrases, unmet
 from nmt_cli.decoding import search_sorted
 from nmt_cli.device import resolve_device
 from nmt_cli.ensemble import Ensemble
@@ -25,6 +26,7 @@ from nmt_cli.model import Seq2Seq
 from nmt_cli.precision import apply_precision, check_precision, search_context
 from nmt_cli.runtime import keep_freed_memory
 from nmt_cli.search import Hypothesis
+from nmt_cli.special_ids import UNK_ID
 from nmt_cli.textio import clean_line
 from nmt_cli.tokenizer import Tokenizer
 
@@ -112,8 +114,17 @@ class Translator:
             precision,
         )
 
-    def translate(self, lines: Iterable[str], beam: int | None = None) -> list[str]:
-        """Translate lines; returns one string per line."""
+    def translate(
+        self,
+        lines: Iterable[str],
+        beam: int | None = None,
+        constraints: Sequence[Sequence[str]] | None = None,
+    ) -> list[str]:
+        """Translate lines; returns one string per line.
+
+        `constraints` gives each line target phrases its translation must contain, e.g.
+        `translate(["Ein Hund."], constraints=[["a puppy"]])` (see `translate_lines`).
+        """
         lines = list(lines)
         pool = self.decode.batch_size * POOL_BATCHES
         out: list[str] = []
@@ -125,6 +136,7 @@ class Translator:
                     beam=beam,
                     first_line=start + 1,
                     with_attention=False,
+                    constraints=None if constraints is None else constraints[start : start + pool],
                 )
             ]
         return out
@@ -137,6 +149,7 @@ class Translator:
         first_line: int = 1,
         batch_size: int | None = None,
         with_attention: bool = True,
+        constraints: Sequence[Sequence[str]] | None = None,
     ) -> list[list[Translation]]:
         """Translate raw lines: n_best Translations per line (one for empty lines).
 
@@ -153,9 +166,14 @@ class Translator:
             with_attention: keep each hypothesis' attention (for alignments). Without it no
                 attention matrix is stored, so a line of a million pieces costs what its
                 parts cost one batch at a time.
+            constraints: for each line, target phrases that must appear in its translations
+                (lexically constrained beam search, nmt_cli.constraints); a line translated
+                in parts gives them to its last part. A phrase the search could not fit (the
+                output length limit) is reported with a warning.
         """
         d = self.decode
         segments, owners = self._segments(lines, first_line)
+        phrases = self._phrases(constraints, owners, first_line)
         try:
             with search_context(self.precision, self.device):
                 hyps = search_sorted(
@@ -169,6 +187,7 @@ class Translator:
                     max_len_b=d.max_len_b,
                     n_best=self.capped(n_best),
                     with_attention=with_attention,
+                    constraints=phrases,
                 )
         except RuntimeError as e:  # torch's out-of-memory error is a RuntimeError
             if (asked := out_of_memory(e)) is None:
@@ -178,6 +197,8 @@ class Translator:
                 f"({asked} asked for; batch size {batch_size or d.batch_size}, beam "
                 f"{beam or d.beam}); lower --batch-size or --beam"
             ) from None
+        if phrases is not None:
+            warn_unmet(hyps, phrases, owners, first_line, self.tgt_tok)
         results: list[list[Translation]] = [[Translation("", 0.0, [])] for _ in lines]
         for i in sorted(set(owners)):
             mine = [
@@ -226,6 +247,28 @@ class Translator:
             owners += [i] * len(parts)
         return segments, owners
 
+    def _phrases(
+        self, constraints: Sequence[Sequence[str]] | None, owners: list[int], first_line: int
+    ) -> list[list[list[int]]] | None:
+        """Each segment's target phrases as token ids (a line's go to its last segment)."""
+        if constraints is None or not any(constraints):
+            return None
+        last = {owner: s for s, owner in enumerate(owners)}
+        phrases: list[list[list[int]]] = [[] for _ in owners]
+        for line, segment in last.items():
+            for text in constraints[line]:
+                ids = self.tgt_tok.encode(text)
+                if UNK_ID in ids:
+                    log.warning(
+                        "line %d: constraint %r has characters the target vocabulary lacks; "
+                        "ignored",
+                        first_line + line,
+                        text,
+                    )
+                elif ids:
+                    phrases[segment].append(ids)
+        return phrases
+
     def _to_translation(self, hyp: Hypothesis, source_ids: list[int]) -> Translation:
         attention = None
         if hyp.attention is not None:
@@ -239,6 +282,26 @@ class Translator:
             attention=attention,
             source=[self.src_tok.id_to_piece(t) for t in source_ids],
         )
+
+
+def warn_unmet(
+    hyps: Sequence[Sequence[Hypothesis]],
+    phrases: Sequence[Phrases],
+    owners: Sequence[int],
+    first_line: int,
+    tgt_tok: Tokenizer,
+) -> None:
+    """Warn about each constraint a segment's best hypothesis lacks (the length limit came
+    first)."""
+    for segment_hyps, mine, owner in zip(hyps, phrases, owners, strict=True):
+        best = segment_hyps[0].tokens if segment_hyps else []
+        for c in unmet(best, mine):
+            log.warning(
+                "line %d: constraint %r does not fit in the output length limit; "
+                "translated without it",
+                first_line + owner,
+                tgt_tok.decode(list(mine[c])),
+            )
 
 
 def join_parts(parts: Sequence[Translation]) -> Translation:

@@ -6,11 +6,14 @@ import sys
 import time
 from contextlib import ExitStack
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
 from nmt_cli.app import app, user_errors
+
+if TYPE_CHECKING:
+    from nmt_cli.stream import OutputFormat
 
 TRANSLATE_HELP = """\
 Translate stdin (or --input) to stdout (or --output): one output line per input line.
@@ -29,6 +32,18 @@ best first; SCORE is the length-normalized log-probability).
 "target": target pieces + "</s>", "weights": one row per target piece, one column per
 source piece}, from the best hypothesis (empty lists for an empty line; a line translated
 in parts gets a block-diagonal matrix). Draw them with `nmt plot-attention FILE`.
+
+--constraints: each input line is SOURCE<TAB>PHRASE<TAB>PHRASE...; every
+target phrase must appear in the translation (lexically constrained beam
+search; a beam of 1 + the number of constraint pieces or more works best).
+--glossary FILE.tsv holds lines SOURCE TERM<TAB>TARGET TERM: a line whose
+source contains a term (whole words, case-sensitive) must get its target term.
+A phrase that does not fit in the output length limit is reported on stderr,
+and the line is translated without it. For example:
+
+  printf 'Ein Hund rennt.\\tpuppy\\n' | nmt translate runs/de-en --constraints
+
+  nmt translate runs/de-en --beam 5 --glossary terms.tsv < test.de > hyp.en
 """
 _Checkpoints = Annotated[
     list[str] | None,
@@ -61,6 +76,20 @@ _WithAttention = Annotated[
         "--with-attention", help="With --json: add source, target and weights (the attention)."
     ),
 ]
+_Constraints = Annotated[
+    bool,
+    typer.Option(
+        "--constraints",
+        help="Input lines are SOURCE<TAB>PHRASE...: the target phrases must appear in the output.",
+    ),
+]
+_Glossary = Annotated[
+    Path | None,
+    typer.Option(
+        help="TSV of SOURCE TERM<TAB>TARGET TERM: a line with a source term must get its "
+        "target term."
+    ),
+]
 _Precision = Annotated[
     str,
     typer.Option(
@@ -86,6 +115,8 @@ def translate(
     json_: _Json = False,
     with_attention: _WithAttention = False,
     precision: _Precision = "fp32",
+    constraints: _Constraints = False,
+    glossary: _Glossary = None,
 ) -> None:
     """See TRANSLATE_HELP (`nmt translate --help`)."""
     started = time.perf_counter()
@@ -93,12 +124,15 @@ def translate(
         from nmt_cli.runtime import exit_now, long_lived
 
         with long_lived():  # the imports and the model live until exit
+            from nmt_cli.glossary import Glossary
             from nmt_cli.stream import StreamOptions, check_attention, log_speed, translate_stream
             from nmt_cli.textio import open_input, open_output, open_stdout
             from nmt_cli.translate import Translator
 
+            fmt: OutputFormat = "json" if json_ else "text"
+            terms = Glossary.load(glossary) if glossary else None  # before the slow part
             options = StreamOptions(
-                beam, n_best, batch_size, "json" if json_ else "text", with_attention
+                beam, n_best, batch_size, fmt, with_attention, constraints, terms
             )
             translator = Translator.load(model, checkpoint or ["best"], device, precision)
         loading = time.perf_counter() - started
