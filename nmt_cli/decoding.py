@@ -14,6 +14,8 @@ from torch import Tensor
 
 from nmt_cli.data import make_source_batch
 from nmt_cli.model import Seq2Seq
+from nmt_cli.repetition import guarded, remove_coverage_bonus
+from nmt_cli.sampling import Sampling, sample_search
 from nmt_cli.search import Hypothesis, StepFn, beam_search, greedy_search
 from nmt_cli.special_ids import BOS_ID, EOS_ID
 
@@ -31,6 +33,9 @@ def search_batch(
     max_len_a: float,
     max_len_b: int,
     n_best: int = 1,
+    no_repeat_ngram: int = 0,
+    coverage_penalty: float = 0.0,
+    sampling: Sampling | None = None,
 ) -> list[list[Hypothesis]]:
     """Translate token-id sources as one batch: n_best hypotheses each.
 
@@ -43,6 +48,9 @@ def search_batch(
         max_len_a: a source of S_i tokens gets at most `S_i * max_len_a + max_len_b` tokens.
         max_len_b: see max_len_a.
         n_best: hypotheses per source; the beam is widened to it if smaller.
+        no_repeat_ngram: block repeated n-grams of this size (0: off; nmt_cli.repetition).
+        coverage_penalty: GNMT's coverage penalty beta (0: off; always a beam search).
+        sampling: draw n_best samples per source instead of searching (nmt_cli.sampling).
 
     Returns:
         B lists of n_best hypotheses, best first, in the order of `sources`.
@@ -51,6 +59,11 @@ def search_batch(
     state = model.encode(src.to(device), mask.to(device), lengths)
     max_lengths = (lengths.float() * max_len_a + max_len_b).long().to(device)  # B
     step = cast("StepFn[Any]", model.decode_step)
+    if no_repeat_ngram or coverage_penalty or sampling:
+        return _steered_search(
+            step, state, mask.to(device), lengths, max_lengths, beam, alpha, n_best,
+            no_repeat_ngram, coverage_penalty, sampling,
+        )  # fmt: skip
     if beam == 1 and n_best == 1:
         hyps = greedy_search(step, state, len(sources), BOS_ID, EOS_ID, max_lengths)
         return [[h] for h in hyps]
@@ -67,6 +80,36 @@ def search_batch(
     )
 
 
+def _steered_search(
+    step: StepFn[Any],
+    state: Any,
+    mask: Tensor,
+    lengths: Tensor,
+    max_lengths: Tensor,
+    beam: int,
+    alpha: float,
+    n_best: int,
+    no_repeat_ngram: int,
+    coverage_penalty: float,
+    sampling: Sampling | None,
+) -> list[list[Hypothesis]]:
+    """`search_batch` with repetition guards and/or sampling (B x S mask, B lengths)."""
+    if no_repeat_ngram or coverage_penalty:
+        step, state = guarded(step, state, mask, EOS_ID, no_repeat_ngram, coverage_penalty, alpha)
+    batch = len(lengths)
+    if sampling is not None:
+        return sample_search(
+            step, state, batch, BOS_ID, EOS_ID, max_lengths, sampling, n_best, alpha
+        )
+    if beam == 1 and n_best == 1 and not coverage_penalty:
+        return [[h] for h in greedy_search(step, state, batch, BOS_ID, EOS_ID, max_lengths)]
+    k = max(beam, n_best)
+    hyps = beam_search(step, state, batch, k, BOS_ID, EOS_ID, max_lengths, alpha, n_best)
+    if coverage_penalty:
+        remove_coverage_bonus(hyps, lengths.tolist(), coverage_penalty, alpha)
+    return hyps
+
+
 def search_sorted(
     model: Seq2Seq | Ensemble,
     sources: Sequence[Tensor],
@@ -81,7 +124,8 @@ def search_sorted(
         sources: any number of 1-D id sequences, each >= 1 long.
         device: where the model runs.
         batch_size: sources per search batch.
-        **options: `search_batch`'s beam, alpha, max_len_a, max_len_b and n_best.
+        **options: `search_batch`'s beam, alpha, max_len_a, max_len_b, n_best and the
+            optional no_repeat_ngram, coverage_penalty and sampling.
 
     Returns:
         One list of hypotheses per source, in the order of `sources`.

@@ -11,6 +11,7 @@ import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -23,6 +24,7 @@ from nmt_cli.loading import load_models
 from nmt_cli.model import Seq2Seq
 from nmt_cli.precision import apply_precision, check_precision, search_context
 from nmt_cli.runtime import keep_freed_memory
+from nmt_cli.sampling import Sampling
 from nmt_cli.search import Hypothesis
 from nmt_cli.textio import clean_line
 from nmt_cli.tokenizer import Tokenizer
@@ -111,8 +113,9 @@ class Translator:
             precision,
         )
 
-    def translate(self, lines: Iterable[str], beam: int | None = None) -> list[str]:
-        """Translate lines; returns one string per line."""
+    def translate(self, lines: Iterable[str], beam: int | None = None, **steer: Any) -> list[str]:
+        """Translate lines; returns one string per line. `steer`: translate_lines' options
+        no_repeat_ngram, coverage_penalty and sampling."""
         lines = list(lines)
         pool = self.decode.batch_size * POOL_BATCHES
         out: list[str] = []
@@ -120,7 +123,7 @@ class Translator:
             out += [
                 hyps[0].text
                 for hyps in self.translate_lines(
-                    lines[start : start + pool], beam=beam, first_line=start + 1
+                    lines[start : start + pool], beam=beam, first_line=start + 1, **steer
                 )
             ]
         return out
@@ -132,6 +135,9 @@ class Translator:
         n_best: int = 1,
         first_line: int = 1,
         batch_size: int | None = None,
+        no_repeat_ngram: int | None = None,
+        coverage_penalty: float | None = None,
+        sampling: Sampling | None = None,
     ) -> list[list[Translation]]:
         """Translate raw lines: n_best Translations per line (one for empty lines).
 
@@ -145,6 +151,11 @@ class Translator:
             n_best: hypotheses per line.
             first_line: the 1-based line number of lines[0], for warnings.
             batch_size: sentences per search batch (default: the checkpoint's decode.batch_size).
+            no_repeat_ngram: block repeated n-grams of this size, 0 = off (default: the
+                checkpoint's decode.no_repeat_ngram).
+            coverage_penalty: GNMT's coverage penalty beta, 0 = off (default: decode's).
+            sampling: draw n_best random translations per line instead of searching
+                (`Translator(...).translate_lines(lines, n_best=4, sampling=Sampling(top_p=0.9))`).
         """
         d = self.decode
         segments, owners = self._segments(lines, first_line)
@@ -159,6 +170,11 @@ class Translator:
                 max_len_a=d.max_len_a,
                 max_len_b=d.max_len_b,
                 n_best=n_best,
+                no_repeat_ngram=d.no_repeat_ngram if no_repeat_ngram is None else no_repeat_ngram,
+                coverage_penalty=d.coverage_penalty
+                if coverage_penalty is None
+                else coverage_penalty,
+                sampling=sampling,
             )
         results: list[list[Translation]] = [[Translation("", 0.0, [])] for _ in lines]
         for i in sorted(set(owners)):
