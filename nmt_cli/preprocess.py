@@ -18,6 +18,7 @@ from typing import Any
 
 from nmt_cli.corpus import FORMAT_VERSION, META_FILE, EncodedSplit
 from nmt_cli.errors import ConfigError, DataError
+from nmt_cli.protect import protect_pairs
 from nmt_cli.textio import CleanStats, read_parallel
 from nmt_cli.tokenizer import Tokenizer, train_sentencepiece
 
@@ -269,6 +270,7 @@ def preprocess(
     model_type: str = "unigram",
     max_len: int = 100,
     test_prefixes: Sequence[Path] = (),
+    protect: bool = False,
 ) -> PreprocessSummary:
     """Cleans, filters and encodes a parallel corpus into a data folder (see module docstring).
 
@@ -301,6 +303,8 @@ def preprocess(
     named = [("train", Path(train_prefix)), ("valid", Path(valid_prefix))]
     named += [(prefix.name, prefix) for prefix in test_prefixes]
     splits = [_read_split(name, prefix, src_lang, tgt_lang) for name, prefix in named]
+    for split in splits[:2] if protect else []:  # copy-through placeholders; tests stay raw
+        split.src_lines, split.tgt_lines = protect_pairs(split.src_lines, split.tgt_lines)
     src_tok, tgt_tok = _train_tokenizers(splits[0], vocab_size, separate_vocab, model_type)
 
     encoded = []

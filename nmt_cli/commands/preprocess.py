@@ -32,6 +32,13 @@ def preprocess(
     max_len: Annotated[
         int, typer.Option(help="Drop training pairs longer than this (in pieces).")
     ] = 100,
+    protect: Annotated[
+        bool,
+        typer.Option(
+            "--protect",
+            help="Copy-through placeholders in train/valid pairs (for translate --protect).",
+        ),
+    ] = False,
 ) -> None:
     """Train sentencepiece on the training split and encode every split into OUT."""
     with user_errors():
@@ -48,5 +55,6 @@ def preprocess(
             model_type=model_type,
             max_len=max_len,
             test_prefixes=test or [],
+            protect=protect,
         )
         print(summary.to_text())
