@@ -83,9 +83,10 @@ def restore(
     after: dict[int, list[str]] = {}  # target piece -> spans put back after it
     for i, span in enumerate(spans):
         if not placed[i]:
-            j = _most_attending(translation.attention, columns[i], len(out))
+            j = _word_end(out, _most_attending(translation.attention, columns[i], len(out)))
             after.setdefault(j, []).append(span.value)
-            where = f"after {bare(out[j])!r}" if j < len(out) else "at the end"
+            words = "".join(out[: j + 1]).replace(WORD, " ").split()
+            where = f"after {words[-1]!r}" if words else "at the start"
             log.warning(
                 "line %d: the model dropped protected %s %r; put back %s", line, span.kind,
                 span.value, where,
@@ -157,6 +158,13 @@ def _source_columns(
         position = at + len(span.value)
         columns.append([i for i in range(len(source)) if starts[i] < position and ends[i] > at])
     return columns
+
+
+def _word_end(pieces: Sequence[str], j: int) -> int:
+    """The last piece of the word that piece j is in (a span goes after whole words)."""
+    while j + 1 < len(pieces) and not pieces[j + 1].startswith(WORD):
+        j += 1
+    return j
 
 
 def _weight(attention: Tensor | None, row: int, columns: list[int]) -> float:

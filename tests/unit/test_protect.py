@@ -98,3 +98,9 @@ def test_without_placeholders_missing_spans_are_put_back(caplog: pytest.LogCaptu
         restored = restore(out, Protected("", SPANS), 3, placeholders=False)
     assert restored.text == "Call 110 or fire 112"
     assert "dropped protected NUM '112'" in caplog.text
+
+
+def test_a_span_is_put_back_after_whole_words() -> None:
+    out = translation(["▁Call", "▁", "⦅NUM⦆", "▁or", "▁emer", "gency"], {2: 2, 4: 5})
+    restored = restore(out, Protected("", SPANS), 1, placeholders=True)
+    assert restored.text == "Call 110 or emergency 112"  # not "emer 112 gency"
