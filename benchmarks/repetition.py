@@ -74,14 +74,20 @@ def main() -> None:
         default=Path(os.environ.get("MULTI30K_DIR", ROOT.parent / "shared/data/multi30k")),
     )
     parser.add_argument("--beam", type=int, default=5)
+    parser.add_argument("--test", default="test_2016_flickr", help="test files: DATA/TEST.SRC|TGT")
+    parser.add_argument("--src", default="de")
+    parser.add_argument("--tgt", default="en")
+    parser.add_argument("--limit", type=int, default=0, help="only the first N test lines")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/repetition.json")
     args = parser.parse_args()
     translator = Translator.load(args.run)
-    src = (args.data / "test_2016_flickr.de").read_text(encoding="utf-8").splitlines()
-    ref = (args.data / "test_2016_flickr.en").read_text(encoding="utf-8").splitlines()
+    src = (args.data / f"{args.test}.{args.src}").read_text(encoding="utf-8").splitlines()
+    ref = (args.data / f"{args.test}.{args.tgt}").read_text(encoding="utf-8").splitlines()
+    if args.limit:
+        src, ref = src[: args.limit], ref[: args.limit]
     inputs = {
-        "test_2016_flickr": (src, ref),
-        f"test_2016 x{GROUP} joined": (joined(src, GROUP), joined(ref, GROUP)),
+        args.test: (src, ref),
+        f"{args.test} x{GROUP} joined": (joined(src, GROUP), joined(ref, GROUP)),
     }
     rows = []
     for name, (sources, refs) in inputs.items():
@@ -92,7 +98,8 @@ def main() -> None:
             row["reference_repeat_rate"] = round(reference_rate, 2)
             rows.append(row)
             print(row, flush=True)
-    record = {"run": str(args.run), "beam": args.beam, "commit": git_commit(), "rows": rows}
+    record = {"run": str(args.run), "test": args.test, "lines": len(src), "beam": args.beam,
+              "commit": git_commit(), "rows": rows}  # fmt: skip
     args.out.write_text(json.dumps(record, indent=2) + "\n")
     print("| input | setting | BLEU | outputs with a repeated 3-gram (%) | seconds |")
     print("|---|---|---:|---:|---:|")

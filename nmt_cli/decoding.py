@@ -93,7 +93,10 @@ def _steered_search(
     coverage_penalty: float,
     sampling: Sampling | None,
 ) -> list[list[Hypothesis]]:
-    """`search_batch` with repetition guards and/or sampling (B x S mask, B lengths)."""
+    """`search_batch` with repetition guards and/or sampling (B x S mask, B lengths). The
+    coverage penalty ranks beam search's finished hypotheses; sampling does not use it."""
+    if sampling is not None:
+        coverage_penalty = 0.0
     if no_repeat_ngram or coverage_penalty:
         step, state = guarded(step, state, mask, EOS_ID, no_repeat_ngram, coverage_penalty, alpha)
     batch = len(lengths)

@@ -87,7 +87,7 @@ _WithAttention = Annotated[
 ]
 _NoRepeat = Annotated[
     Optional[int],  # noqa: UP045
-    typer.Option(help="Forbid repeating any n-gram of this size (0 = off; e.g. 3)."),
+    typer.Option(help="Forbid repeating any n-gram of pieces of this size (0 = off; e.g. 3)."),
 ]
 _Coverage = Annotated[
     Optional[float],  # noqa: UP045
