@@ -42,6 +42,12 @@ def placeholder(kind: str) -> str:
 PLACEHOLDERS = tuple(placeholder(kind) for kind in KINDS)
 
 
+def placeholders_in(texts: Sequence[str]) -> list[str]:
+    """Every placeholder if any text holds one (`nmt preprocess --protect` data), else none:
+    the pieces sentencepiece must keep whole."""
+    return list(PLACEHOLDERS) if any(p in t for t in texts for p in PLACEHOLDERS) else []
+
+
 @dataclass(frozen=True)
 class Span:
     """One protected span of a source line."""

@@ -14,7 +14,7 @@ from pathlib import Path
 import sentencepiece as spm
 
 from nmt_cli.errors import ConfigError, DataError
-from nmt_cli.protect import PLACEHOLDERS
+from nmt_cli.protect import placeholders_in
 from nmt_cli.special_ids import BOS_ID, EOS_ID, PAD_ID, UNK_ID
 
 SPECIAL_PIECES = {PAD_ID: "<pad>", UNK_ID: "<unk>", BOS_ID: "<s>", EOS_ID: "</s>"}
@@ -31,10 +31,10 @@ def train_sentencepiece(
     """Trains a sentencepiece model in memory and returns its serialized bytes.
 
     Training is deterministic (every sentence is used, in the given order, on one thread) and
-    quiet. Every character of the text is covered, digits are split into single pieces, the
-    copy-through placeholders the text holds are one piece each (nmt_cli.protect), and ids 0-3
-    are ``<pad>``, ``<unk>``, ``<s>``, ``</s>``. The vocabulary limit is soft: a small corpus may
-    give fewer than ``vocab_size`` pieces (read ``Tokenizer.vocab_size`` for the actual size).
+    quiet. Every character of the text is covered, digits are split into single pieces,
+    copy-through placeholders are one piece each if the text holds any (nmt_cli.protect), and
+    ids 0-3 are ``<pad>``, ``<unk>``, ``<s>``, ``</s>``. The vocabulary limit is soft: a small
+    corpus may give fewer than ``vocab_size`` pieces (``Tokenizer.vocab_size`` tells).
 
     Args:
         texts: Training sentences, one per item, without newlines; empty ones are skipped.
@@ -79,7 +79,7 @@ def train_sentencepiece(
             unk_piece=SPECIAL_PIECES[UNK_ID],
             bos_piece=SPECIAL_PIECES[BOS_ID],
             eos_piece=SPECIAL_PIECES[EOS_ID],
-            user_defined_symbols=[p for p in PLACEHOLDERS if any(p in s for s in sentences)],
+            user_defined_symbols=placeholders_in(sentences),
         )
     except RuntimeError as err:
         raise _training_error(err, vocab_size) from None
