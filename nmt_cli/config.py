@@ -145,6 +145,8 @@ class DecodeConfig:
     max_len_b: int = 10
     batch_size: int = 64
     max_src_len: int = 200  # longer inputs are split into pieces of at most this length
+    no_repeat_ngram: int = 0  # block repeated n-grams of this size; 0 = off (nmt_cli.repetition)
+    coverage_penalty: float = 0.0  # GNMT coverage penalty beta; 0 = off
 
 
 @dataclass(frozen=True)

@@ -27,18 +27,23 @@ R = TypeVar("R")
 
 @dataclass(frozen=True)
 class Corpus:
-    """One pair of line-aligned files: ``prefix.<src_lang>`` and ``prefix.<tgt_lang>``."""
+    """One pair of line-aligned files: ``prefix.<src_lang>`` and ``prefix.<tgt_lang>``.
+
+    ``protect``: its pairs get copy-through placeholders (``nmt preprocess --protect``).
+    """
 
     prefix: Path
     src_path: Path
     tgt_path: Path
+    protect: bool = False
 
     @classmethod
-    def of(cls, prefix: Path, src_lang: str, tgt_lang: str) -> Corpus:
+    def of(cls, prefix: Path, src_lang: str, tgt_lang: str, protect: bool = False) -> Corpus:
         return cls(
             prefix,
             prefix.with_name(f"{prefix.name}.{src_lang}"),
             prefix.with_name(f"{prefix.name}.{tgt_lang}"),
+            protect,
         )
 
     @property

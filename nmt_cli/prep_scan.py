@@ -35,6 +35,7 @@ class Options:
         dedup: Drop repeated train pairs (by a 64-bit hash of the cleaned pair).
         drop_copies: Drop train pairs whose source equals the target.
         skip_bad: Skip and count undecodable pairs instead of stopping at the first.
+        protect: Copy-through placeholders in the train and valid pairs (nmt_cli.protect).
     """
 
     workers: int = 1
@@ -44,6 +45,7 @@ class Options:
     dedup: bool = False
     drop_copies: bool = False
     skip_bad: bool = False
+    protect: bool = False
 
     def check(self) -> None:
         if self.workers < 1:

@@ -15,12 +15,14 @@ import numpy as np
 
 from nmt_cli.errors import DataError
 from nmt_cli.prep_chunks import Chunk
+from nmt_cli.protect import Protector
 from nmt_cli.textio import CleanStats, clean_line, decode_line
 from nmt_cli.tokenizer import Tokenizer
 
 # Pair status after the scan; the encoding pass drops too long and badly proportioned pairs.
 KEEP, EMPTY, BAD, COPY, DUPLICATE = 0, 1, 2, 3, 4
 BAD_EXAMPLES = 3
+_PROTECTOR = Protector()  # the built-in copy-through patterns (nmt_cli.protect)
 
 
 @dataclass
@@ -54,6 +56,8 @@ def _clean_pair(chunk: Chunk, k: int, stats: CleanStats | None) -> tuple[str, st
     if stats is not None:
         stats.add(src_fix)
         stats.add(tgt_fix)
+    if chunk.corpus.protect:
+        return _PROTECTOR.protect_pair(src, tgt)
     return src, tgt
 
 

@@ -32,6 +32,7 @@ from nmt_cli.prep_summary import (
     SplitSummary,
 )
 from nmt_cli.prep_write import SUMMARY_FILE, write_folder
+from nmt_cli.protect import PLACEHOLDERS
 from nmt_cli.textio import same_file
 from nmt_cli.tokenizer import Tokenizer, train_sentencepiece
 from nmt_cli.tokenizer_source import vocabulary_of
@@ -62,10 +63,9 @@ def preprocess(
 ) -> PreprocessSummary:
     """Cleans, filters and encodes a parallel corpus into a data folder (see module docstring).
 
-    Files are found fairseq style: ``train_prefix=D/train`` with ``src_lang="de"`` reads
-    ``D/train.de`` and ``D/train.en``; several train prefixes are concatenated. Every split
-    drops pairs with a side that is empty after cleaning; the train split also drops pairs
-    over ``max_len`` tokens on a side (of the model trained on train) and what ``options`` asks.
+    Files are found fairseq style: ``D/train`` with ``src_lang="de"`` reads ``D/train.de`` and
+    ``D/train.en``; train prefixes are concatenated. Every split drops pairs with an empty side;
+    train also those over ``max_len`` tokens on a side and what ``options`` asks.
 
     Args:
         src_lang: Source language code, the source files' extension.
@@ -78,7 +78,7 @@ def preprocess(
         model_type: ``"unigram"`` or ``"bpe"``.
         max_len: Longest training sentence kept, in tokens (bos/eos not counted).
         test_prefixes: Test sets, each written as split ``<basename>`` with ``.src``/``.ref``.
-        options: Workers, sample size, filters, bad lines (default ``Options()``: 1 worker).
+        options: Workers, sample, filters, bad lines, protect (default ``Options()``: 1 worker).
         tokenizer_from: Encode with this model's tokenizers instead of training new ones.
 
     Returns:
@@ -86,32 +86,58 @@ def preprocess(
 
     Raises:
         ConfigError: Invalid languages, sizes, model type, clashing names or options.
-        DataError: Unreadable or misaligned files, a split with no usable pair left, or a
-            data folder that cannot be written (then it is left incomplete, and says so).
+        DataError: Unreadable or misaligned files, no usable pair left, or an unwritable folder.
     """
     options = options or Options()
     trains = [train_prefix] if isinstance(train_prefix, (str, Path)) else train_prefix
     out_dir, test_prefixes = Path(out_dir), [Path(p) for p in test_prefixes]
     _check_args(src_lang, tgt_lang, max_len, test_prefixes, options)
     named = [("train", trains), ("valid", [valid_prefix]), *((p.name, [p]) for p in test_prefixes)]
-    splits = [(name, [Corpus.of(Path(p), src_lang, tgt_lang) for p in ps]) for name, ps in named]
+    splits = _corpora(named, src_lang, tgt_lang, options)
     _check_outputs(out_dir, splits)
     with Workers(options.workers) as workers:
         scanned = scan(splits, options, workers)
         if options.dedup:
             mark_duplicates(scanned[0])
-        if tokenizer_from is None:
-            tokenizers = _train_tokenizers(
-                scanned[0], vocab_size, separate_vocab, model_type, options, workers
-            )
-        else:  # a model's vocabulary, to fine-tune the model on this corpus
-            src_tok, tgt_tok, separate_vocab, vocab_size, model_type = vocabulary_of(tokenizer_from)
-            tokenizers = (src_tok, tgt_tok)
+        tokenizers, separate_vocab, vocab_size, model_type = _tokenizers(
+            scanned[0], tokenizer_from, vocab_size, separate_vocab, model_type, options, workers
+        )
         return write_folder(
             _summary(out_dir, src_lang, tgt_lang, separate_vocab, model_type, vocab_size,
                      max_len, tokenizers, options),
             scanned, tokenizers, options, workers,
         )  # fmt: skip
+
+
+def _corpora(
+    named: Sequence[tuple[str, Sequence[Path]]], src_lang: str, tgt_lang: str, options: Options
+) -> list[tuple[str, list[Corpus]]]:
+    """Each split's corpora; with ``options.protect``, train's and valid's pairs get copy-through
+    placeholders (test sets stay raw text)."""
+    protected = ("train", "valid") if options.protect else ()
+    return [
+        (name, [Corpus.of(Path(p), src_lang, tgt_lang, name in protected) for p in ps])
+        for name, ps in named
+    ]
+
+
+def _tokenizers(
+    train: Scanned,
+    tokenizer_from: Path | None,
+    vocab_size: int,
+    separate_vocab: bool,
+    model_type: str,
+    options: Options,
+    workers: Workers,
+) -> tuple[tuple[Tokenizer, Tokenizer], bool, int, str]:
+    """The tokenizers to encode with: trained on a sample of train, or an existing model's
+    (``tokenizer_from``, to fine-tune that model on this corpus); and the vocabulary's
+    separate_vocab, vocab_size and model_type as the summary shows them."""
+    if tokenizer_from is not None:
+        src, tgt, separate, size, kind = vocabulary_of(tokenizer_from)
+        return (src, tgt), separate, size, kind
+    trained = _train_tokenizers(train, vocab_size, separate_vocab, model_type, options, workers)
+    return trained, separate_vocab, vocab_size, model_type
 
 
 def _summary(
@@ -195,17 +221,22 @@ def _train_tokenizers(
 ) -> tuple[Tokenizer, Tokenizer]:
     """Trains one joint model on both sides of a sample, or one model per side."""
     pairs = options.spm_sample if separate_vocab else max(options.spm_sample // 2, 1)
+    symbols = PLACEHOLDERS if options.protect else ()  # each placeholder one piece
     src_text, tgt_text = sample_text(train, pairs, options.seed, workers)
     if not separate_vocab:
         logger.info("training a joint %s sentencepiece model (%d pieces)", model_type, vocab_size)
         joint = train_sentencepiece(
-            chain(_drain(src_text), _drain(tgt_text)), vocab_size, model_type
+            chain(_drain(src_text), _drain(tgt_text)), vocab_size, model_type, symbols
         )
         tok = Tokenizer.from_bytes(joint)
         return tok, tok
     logger.info("training two %s sentencepiece models (%d pieces)", model_type, vocab_size)
-    src = Tokenizer.from_bytes(train_sentencepiece(_drain(src_text), vocab_size, model_type))
-    tgt = Tokenizer.from_bytes(train_sentencepiece(_drain(tgt_text), vocab_size, model_type))
+    src = Tokenizer.from_bytes(
+        train_sentencepiece(_drain(src_text), vocab_size, model_type, symbols)
+    )
+    tgt = Tokenizer.from_bytes(
+        train_sentencepiece(_drain(tgt_text), vocab_size, model_type, symbols)
+    )
     return src, tgt
 
 

@@ -27,14 +27,19 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from time import perf_counter
-from typing import IO, BinaryIO, Literal
+from typing import IO, TYPE_CHECKING, Any, BinaryIO, Literal
 
 from nmt_cli.alignments import alignment_record, json_record, to_json_line
 from nmt_cli.errors import ConfigError
 from nmt_cli.glossary import Glossary, split_constraints
 from nmt_cli.linereader import read_batches, read_prompted
+from nmt_cli.protect import Protector
 from nmt_cli.runtime import keep_freed_memory
+from nmt_cli.sampling import Sampling
 from nmt_cli.translate import POOL_BATCHES, Translation, Translator
+
+if TYPE_CHECKING:
+    from tqdm import tqdm
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +76,10 @@ class StreamOptions:
             translation (see nmt_cli.glossary).
         glossary: the target terms of the source terms a line contains must appear in its
             translation.
+        no_repeat_ngram: block repeated n-grams of this size (None: the model's decode config).
+        coverage_penalty: GNMT coverage penalty beta (None: the model's decode config).
+        sampling: draw n_best random translations per line instead of searching.
+        protect: copy the spans it finds through translation (nmt_cli.copy_through).
 
     Raises:
         ConfigError: a size below 1, an unknown format, or attention outside JSON.
@@ -83,6 +92,10 @@ class StreamOptions:
     with_attention: bool = False
     constraints: bool = False
     glossary: Glossary | None = None
+    no_repeat_ngram: int | None = None
+    coverage_penalty: float | None = None
+    sampling: Sampling | None = None
+    protect: Protector | None = None
 
     def __post_init__(self) -> None:
         if (
@@ -97,6 +110,16 @@ class StreamOptions:
             )
         if self.with_attention and self.output_format != "json":
             raise ConfigError("--with-attention needs --json (or use --alignments FILE)")
+        if (self.no_repeat_ngram or 0) < 0 or (self.coverage_penalty or 0) < 0:
+            raise ConfigError("--no-repeat-ngram and --coverage-penalty must not be negative")
+
+    def steering(self) -> dict[str, Any]:
+        """The options for `Translator.translate_lines` beyond beam, n_best and batch size."""
+        return {
+            "no_repeat_ngram": self.no_repeat_ngram,
+            "coverage_penalty": self.coverage_penalty,
+            "sampling": self.sampling,
+        }
 
 
 def check_attention(translator: Translator, needed: bool) -> None:
@@ -115,6 +138,7 @@ def translate_stream(
     *,
     alignments: IO[str] | None = None,
     prompt: IO[str] | None = None,
+    progress: tqdm | None = None,
 ) -> StreamStats:
     """Translate every line of `reader` to `writer`, one record per input line, in order.
 
@@ -128,6 +152,7 @@ def translate_stream(
         alignments: also write an alignment record per line here (JSON lines).
         prompt: interactive mode: write a `> ` prompt here before each line, read `reader`
             line by line and translate each line as soon as it is entered.
+        progress: a bar to advance by the lines of each pool (nmt_cli.translate_progress).
 
     Returns:
         The lines and target pieces translated, and the time it took.
@@ -149,15 +174,8 @@ def translate_stream(
     line_no, pieces = 1, 0
     for lines in pools:
         sources, phrases = split_constraints(lines, opts.constraints, opts.glossary)
-        results = translator.translate_lines(
-            sources,
-            beam=opts.beam,
-            n_best=opts.n_best,
-            first_line=line_no,
-            batch_size=size,
-            with_attention=alignments is not None or opts.with_attention,
-            constraints=phrases,
-        )
+        attention = alignments is not None or opts.with_attention
+        results = _translate_pool(translator, sources, phrases, opts, line_no, size, attention)
         for offset, hyps in enumerate(results):
             pieces += len(hyps[0].pieces)
             if alignments is not None:
@@ -167,6 +185,8 @@ def translate_stream(
         if alignments is not None:
             alignments.flush()
         line_no += len(lines)
+        if progress is not None:
+            progress.update(len(lines))
     return StreamStats(line_no - 1, pieces, perf_counter() - started)
 
 
@@ -181,6 +201,29 @@ def note_capped(translator: Translator, options: StreamOptions) -> None:
                 translator.capped(width),
                 translator.capped(width),
             )
+
+
+def _translate_pool(
+    translator: Translator,
+    lines: Sequence[str],
+    phrases: list[list[str]] | None,
+    opts: StreamOptions,
+    line_no: int,
+    size: int,
+    with_attention: bool,
+) -> list[list[Translation]]:
+    """One pool of lines through the translator (with copy-through when asked)."""
+    search = {
+        "beam": opts.beam, "n_best": opts.n_best, "batch_size": size, "constraints": phrases,
+        **opts.steering(),
+    }  # fmt: skip
+    if opts.protect is not None:  # copy-through places spans by attention: it keeps it
+        from nmt_cli.copy_through import translate_protected  # after nmt_cli.translate
+
+        return translate_protected(translator, lines, opts.protect, line_no, **search)
+    return translator.translate_lines(
+        lines, first_line=line_no, with_attention=with_attention, **search
+    )
 
 
 def format_record(line: int, hypotheses: Sequence[Translation], options: StreamOptions) -> str:

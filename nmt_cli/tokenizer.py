@@ -11,6 +11,7 @@ import re
 from collections.abc import Iterable, Sequence
 from itertools import chain
 from pathlib import Path
+from typing import Any
 
 import sentencepiece as spm
 
@@ -25,21 +26,44 @@ MODEL_TYPES = ("unigram", "bpe")
 _TOO_SMALL = re.compile(r"smaller than required_chars\. (\d+) vs (\d+)")
 
 
+# Every character covered, digits one piece each, the whole text used in order on one thread
+# (deterministic), quiet, and nmt's fixed special ids.
+_TRAINER_OPTIONS: dict[str, Any] = {
+    "character_coverage": 1.0,
+    "split_digits": True,
+    "hard_vocab_limit": False,
+    "input_sentence_size": 0,
+    "shuffle_input_sentence": False,
+    "num_threads": 1,
+    "minloglevel": 2,
+    "pad_id": PAD_ID,
+    "unk_id": UNK_ID,
+    "bos_id": BOS_ID,
+    "eos_id": EOS_ID,
+    **{f"{name}_piece": SPECIAL_PIECES[i] for name, i in
+       (("pad", PAD_ID), ("unk", UNK_ID), ("bos", BOS_ID), ("eos", EOS_ID))},
+}  # fmt: skip
+
+
 def train_sentencepiece(
-    texts: Iterable[str], vocab_size: int, model_type: str = "unigram"
+    texts: Iterable[str],
+    vocab_size: int,
+    model_type: str = "unigram",
+    user_symbols: Sequence[str] = (),
 ) -> bytes:
     """Trains a sentencepiece model in memory and returns its serialized bytes.
 
     Training is deterministic (every sentence is used, in the given order, on one thread) and
-    quiet (sentencepiece logs nothing). Every character of the text is covered, digits are split
-    into single pieces, and ids 0-3 are ``<pad>``, ``<unk>``, ``<s>``, ``</s>``. The vocabulary
-    limit is soft: on a small corpus the model may have fewer than ``vocab_size`` pieces (read
-    ``Tokenizer.vocab_size`` for the actual size).
+    quiet. Every character of the text is covered, digits are split into single pieces,
+    each of ``user_symbols`` is one piece (copy-through placeholders, nmt_cli.protect), and
+    ids 0-3 are ``<pad>``, ``<unk>``, ``<s>``, ``</s>``. The vocabulary limit is soft: a small
+    corpus may give fewer than ``vocab_size`` pieces (``Tokenizer.vocab_size`` tells).
 
     Args:
         texts: Training sentences, one per item, without newlines; empty ones are skipped.
         vocab_size: Requested number of pieces, special pieces included.
         model_type: ``"unigram"`` or ``"bpe"``.
+        user_symbols: Strings that are always one piece.
 
     Returns:
         The serialized ``ModelProto``, loadable with ``Tokenizer.from_bytes``.
@@ -65,21 +89,8 @@ def train_sentencepiece(
             model_writer=model,
             vocab_size=vocab_size,
             model_type=model_type,
-            character_coverage=1.0,
-            split_digits=True,
-            hard_vocab_limit=False,
-            input_sentence_size=0,
-            shuffle_input_sentence=False,
-            num_threads=1,
-            minloglevel=2,
-            pad_id=PAD_ID,
-            unk_id=UNK_ID,
-            bos_id=BOS_ID,
-            eos_id=EOS_ID,
-            pad_piece=SPECIAL_PIECES[PAD_ID],
-            unk_piece=SPECIAL_PIECES[UNK_ID],
-            bos_piece=SPECIAL_PIECES[BOS_ID],
-            eos_piece=SPECIAL_PIECES[EOS_ID],
+            user_defined_symbols=list(user_symbols),
+            **_TRAINER_OPTIONS,
         )
     except RuntimeError as err:
         raise _training_error(err, vocab_size) from None

@@ -11,6 +11,7 @@ import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -25,6 +26,7 @@ from nmt_cli.loading import load_models
 from nmt_cli.model import Seq2Seq
 from nmt_cli.precision import apply_precision, check_precision, search_context
 from nmt_cli.runtime import keep_freed_memory
+from nmt_cli.sampling import Sampling
 from nmt_cli.search import Hypothesis
 from nmt_cli.special_ids import UNK_ID
 from nmt_cli.textio import clean_line
@@ -119,11 +121,13 @@ class Translator:
         lines: Iterable[str],
         beam: int | None = None,
         constraints: Sequence[Sequence[str]] | None = None,
+        **steer: Any,
     ) -> list[str]:
         """Translate lines; returns one string per line.
 
         `constraints` gives each line target phrases its translation must contain, e.g.
-        `translate(["Ein Hund."], constraints=[["a puppy"]])` (see `translate_lines`).
+        `translate(["Ein Hund."], constraints=[["a puppy"]])`; `steer`: translate_lines'
+        options no_repeat_ngram, coverage_penalty and sampling.
         """
         lines = list(lines)
         pool = self.decode.batch_size * POOL_BATCHES
@@ -137,6 +141,7 @@ class Translator:
                     first_line=start + 1,
                     with_attention=False,
                     constraints=None if constraints is None else constraints[start : start + pool],
+                    **steer,
                 )
             ]
         return out
@@ -150,12 +155,14 @@ class Translator:
         batch_size: int | None = None,
         with_attention: bool = True,
         constraints: Sequence[Sequence[str]] | None = None,
+        no_repeat_ngram: int | None = None,
+        coverage_penalty: float | None = None,
+        sampling: Sampling | None = None,
     ) -> list[list[Translation]]:
         """Translate raw lines: n_best Translations per line (one for empty lines).
 
-        The lines are searched in length-sorted batches, so a pool of many batches' lines
-        (`POOL_BATCHES`) wastes less on padding and on steps that only the longest sentences
-        of a batch need.
+        The lines are searched in length-sorted batches: a pool of many batches' lines
+        (`POOL_BATCHES`) wastes less on padding and on the longest sentences' extra steps.
 
         Args:
             lines: raw input lines (no newline), any number.
@@ -163,40 +170,30 @@ class Translator:
             n_best: hypotheses per line.
             first_line: the 1-based line number of lines[0], for warnings.
             batch_size: sentences per search batch (default: the checkpoint's decode.batch_size).
-            with_attention: keep each hypothesis' attention (for alignments). Without it no
-                attention matrix is stored, so a line of a million pieces costs what its
-                parts cost one batch at a time.
-            constraints: for each line, target phrases that must appear in its translations
-                (lexically constrained beam search, nmt_cli.constraints); a line translated
-                in parts gives them to its last part. A phrase the search could not fit (the
-                output length limit) is reported with a warning.
+            with_attention: keep each hypothesis' attention (for alignments); without it no
+                attention matrix is stored (a huge line costs what one batch of parts costs).
+            constraints: for each line, target phrases its translations must contain
+                (nmt_cli.constraints; a line in parts gives them to its last part); one that
+                cannot fit in the length limit is reported with a warning.
+            no_repeat_ngram: block repeated n-grams of this size, 0 = off (default: decode's).
+            coverage_penalty: GNMT's coverage penalty beta, 0 = off (default: decode's).
+            sampling: draw n_best random translations per line (e.g. Sampling(top_p=0.9)).
         """
         d = self.decode
         segments, owners = self._segments(lines, first_line)
         phrases = self._phrases(constraints, owners, first_line)
-        try:
-            with search_context(self.precision, self.device):
-                hyps = search_sorted(
-                    self.model,
-                    [torch.tensor(s) for s in segments],
-                    self.device,
-                    batch_size or d.batch_size,
-                    beam=self.capped(beam or d.beam),
-                    alpha=d.alpha,
-                    max_len_a=d.max_len_a,
-                    max_len_b=d.max_len_b,
-                    n_best=self.capped(n_best),
-                    with_attention=with_attention,
-                    constraints=phrases,
-                )
-        except RuntimeError as e:  # torch's out-of-memory error is a RuntimeError
-            if (asked := out_of_memory(e)) is None:
-                raise
-            raise NmtError(
-                f"out of memory translating lines {first_line}-{first_line + len(lines) - 1} "
-                f"({asked} asked for; batch size {batch_size or d.batch_size}, beam "
-                f"{beam or d.beam}); lower --batch-size or --beam"
-            ) from None
+        hyps = self._search(
+            segments,
+            (first_line, first_line + len(lines) - 1),
+            batch_size or d.batch_size,
+            beam=self.capped(beam or d.beam),
+            n_best=self.capped(n_best),
+            with_attention=with_attention,
+            constraints=phrases,
+            no_repeat_ngram=d.no_repeat_ngram if no_repeat_ngram is None else no_repeat_ngram,
+            coverage_penalty=d.coverage_penalty if coverage_penalty is None else coverage_penalty,
+            sampling=sampling,
+        )
         if phrases is not None:
             warn_unmet(hyps, phrases, owners, first_line, self.tgt_tok)
         results: list[list[Translation]] = [[Translation("", 0.0, [])] for _ in lines]
@@ -209,6 +206,32 @@ class Translator:
             else:  # a split line: join the best hypothesis of every part
                 results[i] = [join_parts([self._to_translation(h[0], s) for h, s in mine])]
         return results
+
+    def _search(
+        self, segments: list[list[int]], lines: tuple[int, int], batch_size: int, **options: Any
+    ) -> list[list[Hypothesis]]:
+        """`search_sorted` of the segments with the decode config's length settings; torch's
+        out-of-memory error becomes one line naming the `lines` (first, last) and the sizes."""
+        d = self.decode
+        try:
+            with search_context(self.precision, self.device):
+                return search_sorted(
+                    self.model,
+                    [torch.tensor(s) for s in segments],
+                    self.device,
+                    batch_size,
+                    alpha=d.alpha,
+                    max_len_a=d.max_len_a,
+                    max_len_b=d.max_len_b,
+                    **options,
+                )
+        except RuntimeError as e:  # torch's out-of-memory error is a RuntimeError
+            if (asked := out_of_memory(e)) is None:
+                raise
+            raise NmtError(
+                f"out of memory translating lines {lines[0]}-{lines[1]} ({asked} asked for; "
+                f"batch size {batch_size}, beam {options['beam']}); lower --batch-size or --beam"
+            ) from None
 
     def capped(self, width: int) -> int:
         """A beam size or n-best count, at most the target vocabulary's size: a wider beam

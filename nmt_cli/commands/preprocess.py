@@ -78,6 +78,13 @@ def preprocess(
             "--vocab-size, --separate-vocab and --model-type then do not apply.",
         ),
     ] = None,
+    protect: Annotated[
+        bool,
+        typer.Option(
+            "--protect",
+            help="Copy-through placeholders in train/valid pairs (for translate --protect).",
+        ),
+    ] = False,
 ) -> None:
     """Train sentencepiece on (a sample of) the training split and encode every split into OUT."""
     with user_errors():
@@ -86,7 +93,7 @@ def preprocess(
 
         options = Options(
             workers=workers or _cores(), spm_sample=spm_sample, seed=seed, max_ratio=max_ratio,
-            dedup=dedup, drop_copies=drop_copies, skip_bad=skip_bad,
+            dedup=dedup, drop_copies=drop_copies, skip_bad=skip_bad, protect=protect,
         )  # fmt: skip
         summary = run(
             src_lang=src, tgt_lang=tgt, train_prefix=train, valid_prefix=valid, out_dir=out,

@@ -12,8 +12,9 @@ import typer
 
 from nmt_cli.app import app, user_errors
 
-if TYPE_CHECKING:
-    from nmt_cli.stream import OutputFormat
+if TYPE_CHECKING:  # imported inside the command: `nmt --help` stays fast
+    from nmt_cli.stream import OutputFormat, StreamOptions
+    from nmt_cli.translate import Translator
 
 TRANSLATE_HELP = """\
 Translate stdin (or --input) to stdout (or --output): one output line per input line.
@@ -44,6 +45,26 @@ and the line is translated without it. For example:
   printf 'Ein Hund rennt.\\tpuppy\\n' | nmt translate runs/de-en --constraints
 
   nmt translate runs/de-en --beam 5 --glossary terms.tsv < test.de > hyp.en
+
+Repetition: --no-repeat-ngram 3 forbids any 3-gram twice in one output; --coverage-penalty
+0.2 ranks finished hypotheses by GNMT's coverage penalty (favours outputs that attended to
+the whole source). Both default to the model's decode config (decode.no_repeat_ngram,
+decode.coverage_penalty).
+
+Sampling: --sample draws random translations instead of searching, from the top-k tokens
+(--top-k), the top-p probability mass (--top-p), with a --temperature; --n-best K draws K
+per input; --seed makes it reproducible (same input, options, batch size and device).
+  nmt translate runs/de-en --sample --top-p 0.9 --n-best 4 --seed 1 < mono.de
+
+Copy-through: --protect keeps numbers, URLs, e-mail addresses and XML/HTML tags (and
+whatever each --protect-regex matches) exactly as written: they travel as placeholders and
+are put back where the model's attention places them; a span the model dropped is put back
+after the word attending to it most, with a warning on stderr. Models learn to carry the
+placeholders when trained on `nmt preprocess --protect` data.
+  nmt translate runs/de-en --protect --protect-regex 'ID-[0-9]+' < mail.de
+
+A file job (--input, or piped stdin while stderr is a terminal) shows a progress bar on
+stderr with lines/s and an ETA; `nmt -q translate` hides it.
 """
 _Checkpoints = Annotated[
     list[str] | None,
@@ -90,6 +111,31 @@ _Glossary = Annotated[
         "target term."
     ),
 ]
+_NoRepeat = Annotated[
+    Optional[int],  # noqa: UP045
+    typer.Option(help="Forbid repeating any n-gram of pieces of this size (0 = off; e.g. 3)."),
+]
+_Coverage = Annotated[
+    Optional[float],  # noqa: UP045
+    typer.Option(help="GNMT coverage penalty beta (0 = off; e.g. 0.2); beam search."),
+]
+_Sample = Annotated[
+    bool, typer.Option("--sample", help="Draw random translations instead of searching.")
+]
+_TopK = Annotated[int, typer.Option(help="--sample: draw among the k best tokens (0 = all).")]
+_TopP = Annotated[float, typer.Option(help="--sample: draw among the top-p probability mass.")]
+_Temperature = Annotated[float, typer.Option(help="--sample: < 1 sharper, > 1 flatter.")]
+_Seed = Annotated[
+    Optional[int],  # noqa: UP045
+    typer.Option(help="--sample: seed for reproducible draws."),
+]
+_Protect = Annotated[
+    bool, typer.Option("--protect", help="Copy numbers, URLs, e-mails and tags through.")
+]
+_ProtectRegex = Annotated[
+    Optional[list[str]],  # noqa: UP045
+    typer.Option(help="Also copy through what this regex matches (repeatable)."),
+]
 _Precision = Annotated[
     str,
     typer.Option(
@@ -117,6 +163,15 @@ def translate(
     precision: _Precision = "fp32",
     constraints: _Constraints = False,
     glossary: _Glossary = None,
+    no_repeat_ngram: _NoRepeat = None,
+    coverage_penalty: _Coverage = None,
+    sample: _Sample = False,
+    top_k: _TopK = 0,
+    top_p: _TopP = 1.0,
+    temperature: _Temperature = 1.0,
+    seed: _Seed = None,
+    protect: _Protect = False,
+    protect_regex: _ProtectRegex = None,
 ) -> None:
     """See TRANSLATE_HELP (`nmt translate --help`)."""
     started = time.perf_counter()
@@ -125,36 +180,63 @@ def translate(
 
         with long_lived():  # the imports and the model live until exit
             from nmt_cli.glossary import Glossary
-            from nmt_cli.stream import StreamOptions, check_attention, log_speed, translate_stream
-            from nmt_cli.textio import open_input, open_output, open_stdout
+            from nmt_cli.protect import Protector
+            from nmt_cli.sampling import Sampling
+            from nmt_cli.stream import StreamOptions, check_attention
             from nmt_cli.translate import Translator
 
             fmt: OutputFormat = "json" if json_ else "text"
-            terms = Glossary.load(glossary) if glossary else None  # before the slow part
             options = StreamOptions(
-                beam, n_best, batch_size, fmt, with_attention, constraints, terms
-            )
+                beam=beam, n_best=n_best, batch_size=batch_size, output_format=fmt,
+                with_attention=with_attention, constraints=constraints,
+                glossary=Glossary.load(glossary) if glossary else None,  # before the slow part
+                no_repeat_ngram=no_repeat_ngram, coverage_penalty=coverage_penalty,
+                sampling=Sampling(top_k, top_p, temperature, seed) if sample else None,
+                protect=Protector(protect_regex or (), protect)
+                if protect or protect_regex else None,
+            )  # fmt: skip
             translator = Translator.load(model, checkpoint or ["best"], device, precision)
         loading = time.perf_counter() - started
         check_attention(translator, alignments is not None or with_attention)
-        interactive = input is None and sys.stdin.isatty()
-        with ExitStack() as files:
-            inputs = [input, model if model.is_file() else None]
-            align_sink = (
-                files.enter_context(open_output(alignments, inputs)) if alignments else None
-            )
-            source = files.enter_context(open_input(input)) if input else sys.stdin.buffer
-            sink = files.enter_context(open_output(output, inputs) if output else open_stdout())
-            prompt = sys.stderr if interactive else None
-            try:
-                stats = translate_stream(
-                    translator, source, sink, options, alignments=align_sink, prompt=prompt
-                )
-            except KeyboardInterrupt:
-                if not interactive:
-                    raise
-                print(file=sys.stderr)  # Ctrl-C ends a session quietly, off the prompt line
-                raise typer.Exit(130) from None
-            if not interactive:
-                log_speed(stats, loading)
+        _run(translator, options, model, input, output, alignments, loading)
         exit_now()  # every output is written and closed: skip the interpreter's teardown
+
+
+def _run(
+    translator: Translator,
+    options: StreamOptions,
+    model: Path,
+    input: Path | None,
+    output: Path | None,
+    alignments: Path | None,
+    loading: float,
+) -> None:
+    """Open the files, translate, and report: the part of `translate` after loading."""
+    from nmt_cli.stream import log_speed, translate_stream
+    from nmt_cli.textio import open_input, open_output, open_stdout
+    from nmt_cli.translate_progress import count_lines, progress_bar, wants_progress
+
+    interactive = input is None and sys.stdin.isatty()
+    with ExitStack() as files:
+        inputs = [input, model if model.is_file() else None]
+        align_sink = files.enter_context(open_output(alignments, inputs)) if alignments else None
+        source = files.enter_context(open_input(input)) if input else sys.stdin.buffer
+        sink = files.enter_context(open_output(output, inputs) if output else open_stdout())
+        prompt = sys.stderr if interactive else None
+        bar = None
+        if not interactive and wants_progress(input, sys.stdin, sys.stderr):
+            bar = files.enter_context(progress_bar(count_lines(input) if input else None))
+        try:
+            stats = translate_stream(
+                translator, source, sink, options, alignments=align_sink, prompt=prompt,
+                progress=bar,
+            )  # fmt: skip
+        except KeyboardInterrupt:
+            if not interactive:
+                raise
+            print(file=sys.stderr)  # Ctrl-C ends a session quietly, off the prompt line
+            raise typer.Exit(130) from None
+        if bar is not None:
+            bar.close()  # before the closing line
+        if not interactive:
+            log_speed(stats, loading)
