@@ -18,6 +18,7 @@ from typing import Any
 
 from nmt_cli.corpus import FORMAT_VERSION, META_FILE, EncodedSplit
 from nmt_cli.errors import ConfigError, DataError
+from nmt_cli.hints import check_prefix
 from nmt_cli.textio import CleanStats, read_parallel
 from nmt_cli.tokenizer import Tokenizer, train_sentencepiece
 
@@ -151,6 +152,7 @@ class _Split:
 
 def _read_split(name: str, prefix: Path, src_lang: str, tgt_lang: str) -> _Split:
     """Reads ``prefix.src_lang`` and ``prefix.tgt_lang`` and drops pairs with an empty side."""
+    check_prefix(name if name in ("train", "valid") else "test", prefix, (src_lang, tgt_lang))
     src_path = prefix.with_name(f"{prefix.name}.{src_lang}")
     tgt_path = prefix.with_name(f"{prefix.name}.{tgt_lang}")
     src_all, tgt_all, normalized = read_parallel(src_path, tgt_path)

@@ -166,7 +166,7 @@ def open_output(path: Path, inputs: Sequence[Path | None] = ()) -> TextIO:
             and the reason).
     """
     for source in inputs:
-        if source is not None and _same_file(path, source):
+        if source is not None and same_file(path, source):
             raise DataError(f"{path}: is also an input ({source}); write to another file")
     try:
         return open(path, "w", encoding="utf-8")
@@ -174,7 +174,8 @@ def open_output(path: Path, inputs: Sequence[Path | None] = ()) -> TextIO:
         raise DataError(f"{path}: cannot write ({err.strerror or err})") from None
 
 
-def _same_file(a: Path, b: Path) -> bool:
+def same_file(a: Path, b: Path) -> bool:
+    """Are `a` and `b` the same file (through symlinks and hard links)? False if one is missing."""
     try:
         return os.path.samefile(a, b)
     except OSError:  # one of them does not exist (yet): not the same file

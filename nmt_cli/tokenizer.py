@@ -20,6 +20,10 @@ SPECIAL_PIECES = {PAD_ID: "<pad>", UNK_ID: "<unk>", BOS_ID: "<s>", EOS_ID: "</s>
 
 MODEL_TYPES = ("unigram", "bpe")
 
+# Byte fallback adds 256 byte pieces (<0x00> ... <0xFF>) so that every character can be
+# spelled; from this vocabulary size up they take at most a quarter of it.
+BYTE_FALLBACK_MIN_VOCAB = 1024
+
 # Matches sentencepiece's "Vocabulary size is smaller than required_chars. 10 vs 28." check.
 _TOO_SMALL = re.compile(r"smaller than required_chars\. (\d+) vs (\d+)")
 
@@ -31,7 +35,10 @@ def train_sentencepiece(
 
     Training is deterministic (every sentence is used, in the given order, on one thread) and
     quiet (sentencepiece logs nothing). Every character of the text is covered, digits are split
-    into single pieces, and ids 0-3 are ``<pad>``, ``<unk>``, ``<s>``, ``</s>``. The vocabulary
+    into single pieces, and ids 0-3 are ``<pad>``, ``<unk>``, ``<s>``, ``</s>``. From
+    ``BYTE_FALLBACK_MIN_VOCAB`` pieces up (when the corpus' characters leave room), the model
+    has byte fallback: a character it has no piece for (an emoji, a rare letter) is encoded as
+    its UTF-8 bytes instead of ``<unk>``, so it is not lost. The vocabulary
     limit is soft: on a small corpus the model may have fewer than ``vocab_size`` pieces (read
     ``Tokenizer.vocab_size`` for the actual size).
 
@@ -56,10 +63,20 @@ def train_sentencepiece(
     sentences = [text for text in texts if text]
     if not sentences:
         raise DataError("no text to train the tokenizer on (all sentences are empty)")
+    if vocab_size >= BYTE_FALLBACK_MIN_VOCAB:
+        try:
+            return _train(sentences, vocab_size, model_type, byte_fallback=True)
+        except ConfigError:  # too many distinct characters to add 256 byte pieces
+            pass
+    return _train(sentences, vocab_size, model_type, byte_fallback=False)
+
+
+def _train(sentences: list[str], vocab_size: int, model_type: str, byte_fallback: bool) -> bytes:
     model = io.BytesIO()
     try:
         spm.SentencePieceTrainer.train(
             sentence_iterator=iter(sentences),
+            byte_fallback=byte_fallback,
             model_writer=model,
             vocab_size=vocab_size,
             model_type=model_type,
@@ -153,6 +170,15 @@ class Tokenizer:
     def save(self, path: Path | str) -> None:
         """Writes the serialized model to ``path``."""
         Path(path).write_bytes(self._model_bytes)
+
+    @property
+    def byte_fallback(self) -> bool:
+        """Does it spell characters it has no piece for as UTF-8 bytes (instead of ``<unk>``)?"""
+        return bool(self._processor.is_byte(self._processor.piece_to_id("<0x00>")))
+
+    def is_byte(self, idx: int) -> bool:
+        """Is ``idx`` a byte piece (``<0x00>`` ... ``<0xFF>``) of byte fallback?"""
+        return bool(self._processor.is_byte(idx))
 
     @property
     def vocab_size(self) -> int:

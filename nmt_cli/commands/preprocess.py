@@ -14,14 +14,23 @@ from nmt_cli.app import app, user_errors
     epilog="Example: nmt preprocess --src de --tgt en --train D/train --valid D/val --out data/"
 )
 def preprocess(
-    src: Annotated[str, typer.Option(help="Source language suffix: reads PREFIX.SRC.")],
-    tgt: Annotated[str, typer.Option(help="Target language suffix: reads PREFIX.TGT.")],
-    train: Annotated[
-        Path, typer.Option(help="Training files prefix (D/train -> D/train.SRC, D/train.TGT).")
+    src: Annotated[
+        str, typer.Option(metavar="LANG", help="Source language suffix: reads PREFIX.SRC.")
     ],
-    valid: Annotated[Path, typer.Option(help="Validation files prefix.")],
+    tgt: Annotated[
+        str, typer.Option(metavar="LANG", help="Target language suffix: reads PREFIX.TGT.")
+    ],
+    train: Annotated[
+        Path,
+        typer.Option(
+            metavar="PREFIX", help="Training files prefix (D/train -> D/train.SRC, D/train.TGT)."
+        ),
+    ],
+    valid: Annotated[Path, typer.Option(metavar="PREFIX", help="Validation files prefix.")],
     out: Annotated[Path, typer.Option(help="Output folder for tokenizer(s) and encoded corpus.")],
-    test: Annotated[list[Path] | None, typer.Option(help="Test files prefix (repeatable).")] = None,
+    test: Annotated[
+        list[Path] | None, typer.Option(metavar="PREFIX", help="Test files prefix (repeatable).")
+    ] = None,
     vocab_size: Annotated[int, typer.Option(help="Sentencepiece vocabulary size.")] = 8000,
     separate_vocab: Annotated[
         bool, typer.Option(help="One vocabulary per language instead of a joint one.")

@@ -93,6 +93,7 @@ def translate(
         from nmt_cli.runtime import exit_now, long_lived
 
         with long_lived():  # the imports and the model live until exit
+            from nmt_cli.pipewatch import stop_when_closed
             from nmt_cli.stream import StreamOptions, check_attention, log_speed, translate_stream
             from nmt_cli.textio import open_input, open_output
             from nmt_cli.translate import Translator
@@ -113,9 +114,10 @@ def translate(
             sink = files.enter_context(open_output(output, inputs)) if output else sys.stdout
             prompt = sys.stderr if interactive else None
             try:
-                stats = translate_stream(
-                    translator, source, sink, options, alignments=align_sink, prompt=prompt
-                )
+                with stop_when_closed(sink):  # `| head -2` stops the work, not just the writes
+                    stats = translate_stream(
+                        translator, source, sink, options, alignments=align_sink, prompt=prompt
+                    )
             except KeyboardInterrupt:
                 if not interactive:
                     raise
