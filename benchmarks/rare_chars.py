@@ -51,7 +51,7 @@ def main() -> None:
     warned = {int(w.split(":")[0].split()[1]) for w in warnings.lines if w.startswith("line ")}
     result = {
         "model": str(args.model),
-        "byte_fallback": translator.src_tok.byte_fallback,
+        "byte_fallback": getattr(translator.src_tok, "byte_fallback", False),  # older nmt: none
         "vocab_size": translator.src_tok.vocab_size,
         "lines": len(inputs),
         "came_through": sum(through),

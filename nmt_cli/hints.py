@@ -6,6 +6,7 @@ Free of torch, so the command line's parsing errors stay fast.
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -31,10 +32,9 @@ def usage_hint(error: typer.TyperException, ctx: Any) -> str:
     command = ctx.command.name
     message = error.format_message()
     if command == "translate" and "unexpected extra argument" in message:
-        return (
-            "; nmt translate reads stdin (or a file given with -i FILE), e.g. "
-            "nmt translate RUN -i file.de > out.en"
-        )
+        extra = re.search(r"\(([^()]*)\)$", message.strip())  # "... argument(s) (file.de)"
+        file = extra.group(1).split()[0] if extra else "FILE"
+        return f"; nmt translate reads stdin or the file given with -i: -i {file}"
     return f" (see '{ctx.command_path} -h')"
 
 

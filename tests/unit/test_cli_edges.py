@@ -48,7 +48,7 @@ def test_help_has_no_type_labels_and_every_default_in_full(
 @pytest.mark.parametrize(
     ("args", "fragments"),
     [
-        (["translate", "RUN", "file.de"], ["unexpected extra argument", "-i FILE"]),
+        (["translate", "RUN", "file.de"], ["unexpected extra argument", "-i file.de"]),
         (["translate", "--bem", "3", "RUN"], ["--bem", "--beam", "nmt translate -h"]),
         (["translate"], ["Missing argument"]),
         (["tranlsate"], ["No such command"]),
