@@ -2,7 +2,8 @@
 
 Takes the first N lines of a test source, inserts one item per line after its second word (an
 emoji, a rare letter or a name with rare letters, in turn), translates them with a model, and
-counts the lines whose translation contains the item, and the lines with a warning naming it.
+counts the lines whose translation contains the item, or at least the item's characters that the
+vocabulary lacks, and the lines with a warning naming them.
 
     python benchmarks/rare_chars.py RUN_OR_MODEL.pt D/test_2016_flickr.de [--lines 20]
 """
@@ -13,7 +14,9 @@ import argparse
 import json
 import logging
 from pathlib import Path
+from typing import Any
 
+from nmt_cli.special_ids import UNK_ID
 from nmt_cli.translate import Translator
 
 ITEMS = ["🐕", "ŋ", "Øystein", "🎉", "ə", "Nguyễn", "🚲", "Ω", "Żaneta", "🌧"]
@@ -26,6 +29,12 @@ class _Warnings(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         self.lines.append(record.getMessage())
+
+
+def vocabulary_lacks(tok: Any, item: str) -> list[str]:
+    """The characters of `item` that the tokenizer spells as bytes or reads as <unk>."""
+    is_byte = getattr(tok, "is_byte", None) or tok._processor.is_byte  # older nmt: no is_byte
+    return [c for c in item if any(i == UNK_ID or is_byte(i) for i in tok.encode(c))]
 
 
 def main() -> None:
@@ -48,6 +57,10 @@ def main() -> None:
     translator = Translator.load(args.model)
     outputs = [h[0].text for h in translator.translate_lines(inputs, beam=args.beam)]
     through = [item in out for item, out in zip(items, outputs, strict=True)]
+    unknown = [vocabulary_lacks(translator.src_tok, item) for item in items]
+    chars_through = [
+        all(c in out for c in chars) for chars, out in zip(unknown, outputs, strict=True)
+    ]
     warned = {int(w.split(":")[0].split()[1]) for w in warnings.lines if w.startswith("line ")}
     result = {
         "model": str(args.model),
@@ -55,8 +68,12 @@ def main() -> None:
         "vocab_size": translator.src_tok.vocab_size,
         "lines": len(inputs),
         "came_through": sum(through),
+        "unknown_characters_came_through": sum(chars_through),
         "reported": len(warned),
-        "silently_lost": sum(1 for i, t in enumerate(through) if not t and i + 1 not in warned),
+        "silently_lost": sum(
+            1 for i, ok in enumerate(chars_through) if not ok and i + 1 not in warned
+        ),
+        "unknown_characters": ["".join(chars) for chars in unknown],
         "examples": [
             {"input": i, "output": o} for i, o in list(zip(inputs, outputs, strict=True))[:6]
         ],
