@@ -36,13 +36,15 @@ def stop_when_closed(output: IO[Any]) -> Iterator[None]:
     """While the block runs, a closed `output` pipe raises BrokenPipeError in it.
 
     Does nothing when `output` is not a pipe or socket, outside the main thread, or where
-    `poll` is missing. Call it from the main thread only: the error is raised there.
+    `poll` or `pthread_sigmask` is missing. Call it from the main thread only: the error is
+    raised there.
     """
     try:
         fd = output.fileno()
         watchable = (
             _is_pipe(fd)
             and hasattr(select, "poll")
+            and hasattr(signal, "pthread_sigmask")
             and threading.current_thread() is threading.main_thread()
         )
     except (OSError, ValueError):  # no file descriptor (e.g. a StringIO)
@@ -53,7 +55,13 @@ def stop_when_closed(output: IO[Any]) -> Iterator[None]:
     done_r, done_w = os.pipe()  # written when the block ends, to wake the watcher
     previous = signal.signal(signal.SIGPIPE, _raise_broken_pipe)
     watcher = threading.Thread(target=_watch, args=(fd, done_r), daemon=True)
-    watcher.start()
+    # The watcher starts with every signal blocked, so Ctrl-C and SIGTERM reach the main
+    # thread and interrupt its blocking reads (a signal taken by another thread would not).
+    mask = signal.pthread_sigmask(signal.SIG_BLOCK, signal.valid_signals())
+    try:
+        watcher.start()
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
     try:
         yield
     finally:
