@@ -9,10 +9,10 @@ checkpoint; it cannot be resumed.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
-from nmt_cli.checkpoint import Checkpoint, load_checkpoint, resolve_checkpoint, save_checkpoint
+from nmt_cli.checkpoint import load_checkpoint, resolve_checkpoint, save_checkpoint
 from nmt_cli.errors import CheckpointError
 from nmt_cli.textio import same_file
 
@@ -62,15 +62,5 @@ def export_model(path: Path, out: Path, checkpoint: str = "best") -> ExportSumma
     if out.is_dir():
         raise CheckpointError(f"{out}: is a folder; give the file to write, e.g. {out}/model.pt")
     ckpt = load_checkpoint(source)
-    save_checkpoint(
-        Checkpoint(
-            config=ckpt.config,
-            vocab=ckpt.vocab,
-            model=ckpt.model,
-            step=ckpt.step,
-            score=ckpt.score,
-            averaged_from=ckpt.averaged_from,
-        ),
-        out,
-    )
+    save_checkpoint(replace(ckpt, training=None), out)  # no optimizer, sampler, RNG states
     return ExportSummary(source, out, ckpt.step, source.stat().st_size, out.stat().st_size)
