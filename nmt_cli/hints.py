@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     import typer
 
 # Written by `nmt preprocess` into every data folder (nmt_cli.corpus.META_FILE).
-_DATA_FOLDER_MARK = "meta.json"
+DATA_FOLDER_MARK = "meta.json"
 
 
 def usage_hint(error: typer.TyperException, ctx: Any) -> str:
@@ -60,7 +60,7 @@ def check_prefix(flag: str, prefix: Path, langs: Sequence[str]) -> None:
 
 def missing_run_folder(path: Path, which: str) -> CheckpointError:
     """The error for a folder without `checkpoints/WHICH.pt`, saying what the folder is."""
-    if (path / _DATA_FOLDER_MARK).is_file():
+    if (path / DATA_FOLDER_MARK).is_file():
         return CheckpointError(
             f"{path}: is a data folder (written by nmt preprocess), not a run folder; "
             f"train on it with: nmt train {path} --out RUN, then give RUN"

@@ -11,8 +11,9 @@ import typer
 from nmt_cli.app import run
 from nmt_cli.checkpoint import resolve_checkpoint
 from nmt_cli.cli import app
+from nmt_cli.corpus import META_FILE
 from nmt_cli.errors import CheckpointError, ConfigError
-from nmt_cli.hints import check_prefix
+from nmt_cli.hints import DATA_FOLDER_MARK, check_prefix
 
 COMMANDS = sorted(typer.main.get_command(app).commands)  # type: ignore[attr-defined]
 # Typer's labels: <str>, <int>, <bool>, <path>, <list[str]>, <list[Path]>, ...
@@ -81,9 +82,10 @@ def test_a_prefix_given_as_a_file_says_the_flag_takes_a_prefix(tmp_path: Path) -
 
 
 def test_a_data_folder_or_a_checkpoint_typo_is_named(tmp_path: Path) -> None:
+    assert DATA_FOLDER_MARK == META_FILE  # the file every data folder has
     data = tmp_path / "data"
     data.mkdir()
-    (data / "meta.json").write_text("{}")
+    (data / META_FILE).write_text("{}")
     with pytest.raises(CheckpointError, match="is a data folder"):
         resolve_checkpoint(data, "best")
     run_dir = tmp_path / "run"
