@@ -30,6 +30,7 @@ import torch
 from torch import Tensor
 
 from nmt_cli.errors import CheckpointError
+from nmt_cli.hints import missing_run_folder, unknown_checkpoint
 
 FORMAT_VERSION = 1
 
@@ -288,16 +289,14 @@ def resolve_checkpoint(path: Path, which: str = "best") -> Path:
     if path.is_dir():
         if which not in ("best", "last"):
             candidate = Path(which)
-            return (
-                candidate
-                if candidate.is_absolute() or candidate.exists()
-                else path / "checkpoints" / which
-            )
+            if not (candidate.is_absolute() or candidate.exists()):
+                candidate = path / "checkpoints" / which
+            if not candidate.exists() and (path / "checkpoints").is_dir():
+                raise unknown_checkpoint(path, which)  # a typo: --checkpoint bset
+            return candidate
         candidate = path / "checkpoints" / f"{which}.pt"
         if not candidate.is_file():
-            raise CheckpointError(
-                f"{path}: no {which}.pt in {path / 'checkpoints'} (is it a run folder?)"
-            )
+            raise missing_run_folder(path, which)
         return candidate
     if not path.exists():
         raise CheckpointError(f"{path}: no such run folder or checkpoint file")

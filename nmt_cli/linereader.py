@@ -10,7 +10,9 @@ from __future__ import annotations
 import logging
 import os
 import select
+import sys
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import IO, BinaryIO
 
 from nmt_cli.errors import DataError
@@ -50,8 +52,14 @@ def read_batches(stream: BinaryIO, batch_size: int) -> Iterator[list[str]]:
 def read_prompted(stream: BinaryIO, prompt: IO[str], text: str = "> ") -> Iterator[list[str]]:
     """Interactive input: show `text` on `prompt`, yield each entered line as a batch of one.
 
-    Ends at end of input (Ctrl-D), leaving the cursor on a fresh line.
+    When `stream` is this process's stdin on a terminal and `prompt` is a terminal too, lines
+    are read with readline: arrow keys, Ctrl-A/E/K and the other usual keys edit the line,
+    and up/down recall earlier lines of the session. Ends at end of input (Ctrl-D), leaving
+    the cursor on a fresh line.
     """
+    if _can_edit(stream, prompt):
+        yield from _read_edited(prompt, text)
+        return
     line_no = 0
     while True:
         prompt.write(text)
@@ -63,6 +71,55 @@ def read_prompted(stream: BinaryIO, prompt: IO[str], text: str = "> ") -> Iterat
             return
         line_no += 1
         yield [_decode(raw.removesuffix(b"\n"), line_no)]
+
+
+def _can_edit(stream: BinaryIO, prompt: IO[str]) -> bool:
+    """Can `input()` edit lines here (stdin and the prompt on terminals, readline present)?"""
+    try:
+        if stream.fileno() != sys.stdin.fileno() or not (stream.isatty() and prompt.isatty()):
+            return False
+        import readline  # noqa: F401  (importing it makes input() edit lines, keep a history)
+    except (ImportError, OSError, ValueError, AttributeError):
+        return False
+    return True
+
+
+def _read_edited(prompt: IO[str], text: str) -> Iterator[list[str]]:
+    """`read_prompted` with readline (see `_can_edit`)."""
+    line_no = 0
+    while True:
+        try:
+            with _stdout_on(prompt):
+                line = input(text)
+        except EOFError:
+            prompt.write("\n")
+            prompt.flush()
+            return
+        line_no += 1
+        # stdin's error handler may have kept undecodable bytes as surrogates
+        yield [_decode(line.encode("utf-8", "surrogateescape"), line_no)]
+
+
+@contextmanager
+def _stdout_on(terminal: IO[str]) -> Iterator[None]:
+    """Point file descriptor 1 at `terminal` for a moment, unless it is a terminal already.
+
+    `input()` edits lines only when stdout is a terminal, and readline writes the prompt and
+    the echo there; with stdout redirected (`nmt translate RUN > out.en`) they go to the
+    prompt's terminal instead, and the translations still go to the redirected stdout.
+    """
+    out = sys.stdout.fileno()
+    if os.isatty(out):
+        yield
+        return
+    sys.stdout.flush()
+    saved = os.dup(out)
+    os.dup2(terminal.fileno(), out)
+    try:
+        yield
+    finally:
+        os.dup2(saved, out)
+        os.close(saved)
 
 
 def _decode(raw: bytes, line_no: int) -> str:

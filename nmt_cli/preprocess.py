@@ -22,6 +22,7 @@ from pathlib import Path
 
 from nmt_cli.encoded import META_FILE
 from nmt_cli.errors import ConfigError, DataError
+from nmt_cli.hints import check_prefix
 from nmt_cli.prep_chunks import Corpus, Workers
 from nmt_cli.prep_scan import Options, Scanned, mark_duplicates, sample_text, scan
 from nmt_cli.prep_summary import (
@@ -114,6 +115,10 @@ def _corpora(
 ) -> list[tuple[str, list[Corpus]]]:
     """Each split's corpora; with ``options.protect``, train's and valid's pairs get copy-through
     placeholders (test sets stay raw text)."""
+    langs = (src_lang, tgt_lang)
+    for name, prefixes in named:
+        for prefix in prefixes:  # `--train D/train.de`: say the flag takes a prefix
+            check_prefix(name if name in ("train", "valid") else "test", Path(prefix), langs)
     protected = ("train", "valid") if options.protect else ()
     return [
         (name, [Corpus.of(Path(p), src_lang, tgt_lang, name in protected) for p in ps])

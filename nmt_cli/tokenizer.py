@@ -9,7 +9,7 @@ from __future__ import annotations
 import io
 import re
 from collections.abc import Iterable, Sequence
-from itertools import chain
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +21,10 @@ from nmt_cli.special_ids import BOS_ID, EOS_ID, PAD_ID, UNK_ID
 SPECIAL_PIECES = {PAD_ID: "<pad>", UNK_ID: "<unk>", BOS_ID: "<s>", EOS_ID: "</s>"}
 
 MODEL_TYPES = ("unigram", "bpe")
+
+# Byte fallback adds 256 byte pieces (<0x00> ... <0xFF>) so that every character can be
+# spelled; from this vocabulary size up they take at most a quarter of it.
+BYTE_FALLBACK_MIN_VOCAB = 1024
 
 # Matches sentencepiece's "Vocabulary size is smaller than required_chars. 10 vs 28." check.
 _TOO_SMALL = re.compile(r"smaller than required_chars\. (\d+) vs (\d+)")
@@ -54,10 +58,12 @@ def train_sentencepiece(
     """Trains a sentencepiece model in memory and returns its serialized bytes.
 
     Training is deterministic (every sentence is used, in the given order, on one thread) and
-    quiet. Every character of the text is covered, digits are split into single pieces,
-    each of ``user_symbols`` is one piece (copy-through placeholders, nmt_cli.protect), and
-    ids 0-3 are ``<pad>``, ``<unk>``, ``<s>``, ``</s>``. The vocabulary limit is soft: a small
-    corpus may give fewer than ``vocab_size`` pieces (``Tokenizer.vocab_size`` tells).
+    quiet. Every character of the text is covered, digits are split into single pieces, each of
+    ``user_symbols`` is one piece (copy-through placeholders, nmt_cli.protect), and ids 0-3 are
+    ``<pad>``, ``<unk>``, ``<s>``, ``</s>``. From ``BYTE_FALLBACK_MIN_VOCAB`` pieces up (when
+    the corpus' characters leave room), the model has byte fallback: a character it has no
+    piece for (an emoji, a rare letter) is encoded as its UTF-8 bytes instead of ``<unk>``.
+    The vocabulary limit is soft: a small corpus may give fewer than ``vocab_size`` pieces.
 
     Args:
         texts: Training sentences, one per item, without newlines; empty ones are skipped.
@@ -78,18 +84,34 @@ def train_sentencepiece(
         )
     if vocab_size <= len(SPECIAL_PIECES):
         raise ConfigError(f"vocab_size must be larger than {len(SPECIAL_PIECES)}, got {vocab_size}")
-    sentences = (text for text in texts if text)  # streamed: sentencepiece keeps its own copy
-    first = next(sentences, None)
-    if first is None:
+    sentences = [text for text in texts if text]  # kept: a second try may need them
+    if not sentences:
         raise DataError("no text to train the tokenizer on (all sentences are empty)")
+    train = partial(_train, sentences, vocab_size, model_type, user_symbols)
+    if vocab_size >= BYTE_FALLBACK_MIN_VOCAB:
+        try:
+            return train(byte_fallback=True)
+        except ConfigError:  # too many distinct characters to add 256 byte pieces
+            pass
+    return train(byte_fallback=False)
+
+
+def _train(
+    sentences: list[str],
+    vocab_size: int,
+    model_type: str,
+    symbols: Sequence[str],
+    byte_fallback: bool,
+) -> bytes:
     model = io.BytesIO()
     try:
         spm.SentencePieceTrainer.train(
-            sentence_iterator=chain([first], sentences),
+            sentence_iterator=iter(sentences),
+            byte_fallback=byte_fallback,
             model_writer=model,
             vocab_size=vocab_size,
             model_type=model_type,
-            user_defined_symbols=list(user_symbols),
+            user_defined_symbols=list(symbols),
             **_TRAINER_OPTIONS,
         )
     except RuntimeError as err:
@@ -166,6 +188,15 @@ class Tokenizer:
     def save(self, path: Path | str) -> None:
         """Writes the serialized model to ``path``."""
         Path(path).write_bytes(self._model_bytes)
+
+    @property
+    def byte_fallback(self) -> bool:
+        """Does it spell characters it has no piece for as UTF-8 bytes (instead of ``<unk>``)?"""
+        return bool(self._processor.is_byte(self._processor.piece_to_id("<0x00>")))
+
+    def is_byte(self, idx: int) -> bool:
+        """Is ``idx`` a byte piece (``<0x00>`` ... ``<0xFF>``) of byte fallback?"""
+        return bool(self._processor.is_byte(idx))
 
     @property
     def vocab_size(self) -> int:

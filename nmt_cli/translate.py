@@ -24,6 +24,7 @@ from nmt_cli.ensemble import Ensemble
 from nmt_cli.errors import NmtError, out_of_memory
 from nmt_cli.loading import load_models
 from nmt_cli.model import Seq2Seq
+from nmt_cli.passthrough import carry_spans, describe, lost_characters, unknown_spans
 from nmt_cli.precision import apply_precision, check_precision, search_context
 from nmt_cli.runtime import keep_freed_memory
 from nmt_cli.sampling import Sampling
@@ -255,6 +256,13 @@ class Translator:
             if not ids:  # e.g. only U+FFFD from invalid bytes: nothing the model can read
                 log.warning("line %d: nothing left to translate; empty output", first_line + i)
                 continue
+            lost = lost_characters(self.src_tok, text, ids, self.config.model.attention != "none")
+            if lost:
+                log.warning(
+                    "line %d: not in the model's vocabulary, missing from the translation: %s",
+                    first_line + i,
+                    describe(lost),
+                )
             if len(ids) > max_len:
                 parts = split_long(ids, [self.src_tok.id_to_piece(t) for t in ids], max_len)
                 log.warning(
@@ -298,8 +306,12 @@ class Translator:
             attention = hyp.attention[:, : len(source_ids)].float()  # T x S, padding dropped
             if self.model.reverse_source:  # the encoder read the source backwards
                 attention = attention.flip(1)
+        text = self.tgt_tok.decode(hyp.tokens)
+        spans = unknown_spans(self.src_tok, source_ids)  # an emoji, a rare letter
+        if spans and attention is not None:
+            text = carry_spans(hyp.tokens, attention, spans, self.tgt_tok)
         return Translation(
-            text=self.tgt_tok.decode(hyp.tokens),
+            text=text,
             score=hyp.score,
             pieces=[self.tgt_tok.id_to_piece(t) for t in hyp.tokens],
             attention=attention,

@@ -10,11 +10,18 @@ import typer
 
 from nmt_cli.app import app, user_errors
 
+_Src = Annotated[
+    str, typer.Option(metavar="LANG", help="Source language suffix: reads PREFIX.SRC.")
+]
+_Tgt = Annotated[
+    str, typer.Option(metavar="LANG", help="Target language suffix: reads PREFIX.TGT.")
+]
 _Train = Annotated[
     list[Path],
     typer.Option(
+        metavar="PREFIX",
         help="Training files prefix (D/train -> D/train.SRC, D/train.TGT); repeat it to "
-        "concatenate several corpora."
+        "concatenate several corpora.",
     ),
 ]
 _MaxRatio = Annotated[
@@ -47,12 +54,14 @@ def _cores() -> int:
     epilog="Example: nmt preprocess --src de --tgt en --train D/train --valid D/val --out data/"
 )
 def preprocess(
-    src: Annotated[str, typer.Option(help="Source language suffix: reads PREFIX.SRC.")],
-    tgt: Annotated[str, typer.Option(help="Target language suffix: reads PREFIX.TGT.")],
+    src: _Src,
+    tgt: _Tgt,
     train: _Train,
-    valid: Annotated[Path, typer.Option(help="Validation files prefix.")],
+    valid: Annotated[Path, typer.Option(metavar="PREFIX", help="Validation files prefix.")],
     out: Annotated[Path, typer.Option(help="Output folder for tokenizer(s) and encoded corpus.")],
-    test: Annotated[list[Path] | None, typer.Option(help="Test files prefix (repeatable).")] = None,
+    test: Annotated[
+        list[Path] | None, typer.Option(metavar="PREFIX", help="Test files prefix (repeatable).")
+    ] = None,
     vocab_size: Annotated[int, typer.Option(help="Sentencepiece vocabulary size.")] = 8000,
     separate_vocab: Annotated[
         bool, typer.Option(help="One vocabulary per language instead of a joint one.")

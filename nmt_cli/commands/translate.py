@@ -212,6 +212,7 @@ def _run(
     loading: float,
 ) -> None:
     """Open the files, translate, and report: the part of `translate` after loading."""
+    from nmt_cli.pipewatch import stop_when_closed
     from nmt_cli.stream import log_speed, translate_stream
     from nmt_cli.textio import open_input, open_output, open_stdout
     from nmt_cli.translate_progress import count_lines, progress_bar, wants_progress
@@ -227,10 +228,11 @@ def _run(
         if not interactive and wants_progress(input, sys.stdin, sys.stderr):
             bar = files.enter_context(progress_bar(count_lines(input) if input else None))
         try:
-            stats = translate_stream(
-                translator, source, sink, options, alignments=align_sink, prompt=prompt,
-                progress=bar,
-            )  # fmt: skip
+            with stop_when_closed(sink):  # `| head -2` stops the work, not just the writes
+                stats = translate_stream(
+                    translator, source, sink, options, alignments=align_sink, prompt=prompt,
+                    progress=bar,
+                )  # fmt: skip
         except KeyboardInterrupt:
             if not interactive:
                 raise
