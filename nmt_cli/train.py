@@ -12,7 +12,8 @@ from nmt_cli.config import Config
 from nmt_cli.device import resolve_device
 from nmt_cli.distributed import process_group
 from nmt_cli.errors import TrainingInterrupted
-from nmt_cli.training.trainer import Trainer, TrainResult
+from nmt_cli.training.result import TrainResult
+from nmt_cli.training.trainer import Trainer
 
 __all__ = ["TrainResult", "Trainer", "TrainingInterrupted", "train"]
 
