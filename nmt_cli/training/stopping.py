@@ -95,7 +95,8 @@ class StopPolicy:
     """Decides, after each step, whether to validate now and whether to stop.
 
     It reads the run's step, clock and patience from the `TrainState`; of its own it keeps
-    only how long the last validation took.
+    only how long the last step, validation and save took (what the budget must leave room
+    for), and whether a signal came.
     """
 
     def __init__(
@@ -144,10 +145,6 @@ class StopPolicy:
     def out_of_time(self) -> bool:
         """Whether another step, a validation and a save would no longer fit in the budget."""
         return self.budget > 0 and self.state.elapsed() + self.reserve() > self.budget
-
-    def left(self) -> float | None:
-        """Seconds of the budget left (None: no budget)."""
-        return self.budget - self.state.elapsed() if self.budget > 0 else None
 
     def cut_validation(self) -> str | None:
         """During a validation: why to stop it now (a signal's name, "max_minutes"), or None."""
