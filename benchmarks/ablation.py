@@ -130,6 +130,7 @@ def run_variant(
         log,
     )  # fmt: skip
     rows = [json.loads(line) for line in (folder / "run" / "metrics.jsonl").open()]
+    rows = [row for row in rows if "valid_bleu" in row]  # the validations' rows
     row: dict[str, object] = {
         "name": variant.name,
         "change": variant.change,

@@ -88,6 +88,7 @@ def train_record(tree: Path, data: Path, run: Path, config: Path, *settings: str
     )
     losses = re.findall(r"step (\d+) loss (\S+)", (run / "train.log").read_text())
     metrics = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    metrics = [row for row in metrics if "valid_bleu" in row]  # comparable across versions
     for row in metrics:
         for key in CLOCK_FIELDS:
             row.pop(key, None)

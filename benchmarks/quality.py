@@ -106,6 +106,7 @@ def main() -> None:
     )
     wall_minutes = (time.perf_counter() - start) / 60
     rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    rows = [row for row in rows if "valid_bleu" in row]  # the validations' rows
     best = max(rows, key=lambda r: r["valid_bleu"])
 
     results: dict[str, object] = {

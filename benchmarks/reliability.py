@@ -98,7 +98,7 @@ def temp_files(run: Path) -> list[Path]:
 
 def metrics(run: Path) -> list[tuple[int, float]]:
     rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
-    return [(row["step"], row["valid_ppl"]) for row in rows]
+    return [(row["step"], row["valid_ppl"]) for row in rows if "valid_ppl" in row]
 
 
 def _env() -> dict[str, str]:

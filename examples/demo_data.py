@@ -4,7 +4,11 @@ Two tasks share one corpus, so one small model must learn both:
 
 - written dates to ISO dates: "the third of march 1998", "March 3, 1998", "3rd of Mar. 1998",
   "twenty-first Feb 2003" -> "1998-03-03", ..., "2003-02-21";
-- addition: "123+45" or "123 + 45" -> "168", operands 0..999.
+- addition, with every number written least significant digit first, as one adds by hand:
+  "321+54" or "321 + 54" (123 + 45) -> "861" (168), operands 0..999. In this order the
+  carry travels the way the decoder writes, so a small attention model learns the task
+  exactly in a few minutes; written most significant digit first, each answer digit depends on
+  a carry from digits not yet written, and the same model stays far below exact in that time.
 
 Usage:
     python examples/demo_data.py OUT_DIR [--seed 1] [--train 20000] [--valid 500] [--test 500]
@@ -86,13 +90,18 @@ def _operand(rng: random.Random) -> int:
     return rng.randint(0 if digits == 1 else 10 ** (digits - 1), 10**digits - 1)
 
 
+def reversed_digits(n: int) -> str:
+    """123 -> "321", 100 -> "001": the number, least significant digit first."""
+    return str(n)[::-1]
+
+
 def _example(rng: random.Random) -> tuple[str, str]:
     if rng.random() < 0.5:
         date = datetime.date.fromordinal(rng.randint(_FIRST_DAY, _LAST_DAY))
         return _date_source(date, rng), date.isoformat()
     a, b = _operand(rng), _operand(rng)
     op = " + " if rng.random() < 0.3 else "+"
-    return f"{a}{op}{b}", str(a + b)
+    return f"{reversed_digits(a)}{op}{reversed_digits(b)}", reversed_digits(a + b)
 
 
 def generate(n: int, rng: random.Random) -> list[tuple[str, str]]:

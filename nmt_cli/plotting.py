@@ -144,7 +144,8 @@ def plot_alignments(
 
 # ---- training curves ------------------------------------------------------------------------
 def read_metrics(path: Path) -> list[dict[str, Any]]:
-    """The validation rows of RUN/metrics.jsonl, one per step, by step (the last row wins)."""
+    """The rows of RUN/metrics.jsonl (training and validation), one per step, by step (the last
+    row of a step wins: a validation's row follows the training row of its step)."""
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -163,7 +164,7 @@ def read_metrics(path: Path) -> list[dict[str, Any]]:
         except (ValueError, KeyError, TypeError):
             raise DataError(f"{path}:{number}: not a metrics row") from None
     if not rows:
-        raise DataError(f"{path}: no validation rows yet")
+        raise DataError(f"{path}: no rows yet (the first comes after train.log_every steps)")
     return [rows[step] for step in sorted(rows)]
 
 

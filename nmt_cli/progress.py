@@ -2,8 +2,11 @@
 
 With only `train.max_steps` the bar counts steps. With a time budget (`train.max_minutes`) it
 counts the budget's seconds, so its ETA is the budget's end rather than the hours that
-100,000 default steps would take; the step count goes in the postfix. On a stream that is not
-a terminal (a log file, CI) there is no bar: `train.log_every` lines report progress there.
+100,000 default steps would take; the step count goes in the postfix, and no rate is shown
+(a rate of seconds per second says nothing). During a validation the bar's label counts the
+validation's sentences (`validating 400/1014`), so a long validation does not look like a
+hang. On a stream that is not a terminal (a log file, CI) there is no bar: `train.log_every`
+lines report progress there.
 """
 
 from __future__ import annotations
@@ -11,6 +14,11 @@ from __future__ import annotations
 import sys
 
 from tqdm import tqdm
+
+# A time budget's bar: percent, seconds of the budget, elapsed < remaining, postfix; no rate.
+_BUDGET_FORMAT = (
+    "{desc}: {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} s [{elapsed}<{remaining}{postfix}]"
+)
 
 
 class TrainProgress:
@@ -24,6 +32,7 @@ class TrainProgress:
             initial=round(elapsed) if self.by_time else step,
             desc="train",
             unit="s" if self.by_time else "step",
+            bar_format=_BUDGET_FORMAT if self.by_time else None,
             dynamic_ncols=True,
             leave=False,
             disable=not (show and sys.stderr.isatty()),
@@ -43,6 +52,17 @@ class TrainProgress:
         """Replace the postfix values (loss, tokens/s, lr)."""
         self.postfix.update(values)
         self.bar.set_postfix(self.postfix)
+
+    def validating(self, what: str, done: int, total: int, elapsed: float) -> None:
+        """During a validation: `done` of its `total` sentences (the label reads `what d/t`),
+        and the run's elapsed seconds."""
+        if self.by_time:
+            self.bar.update(max(0, min(round(elapsed), self.total) - self.bar.n))
+        self.bar.set_description(f"{what} {done:,}/{total:,}")
+
+    def training(self) -> None:
+        """After a validation: the label is back to `train`."""
+        self.bar.set_description("train")
 
     def close(self) -> None:
         self.bar.close()

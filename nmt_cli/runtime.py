@@ -50,9 +50,14 @@ def log_to_console(quiet: bool = False) -> None:
 
 
 class _ConsoleHandler(logging.Handler):
-    """Logs to stderr through tqdm, so messages don't tear a progress bar apart."""
+    """Logs to stderr through tqdm, so messages don't tear a progress bar apart.
+
+    A record logged with `extra={"console": False}` is for the other handlers (train.log) only.
+    """
 
     def emit(self, record: logging.LogRecord) -> None:
+        if getattr(record, "console", True) is False:  # for the log file only
+            return
         from tqdm import tqdm
 
         try:

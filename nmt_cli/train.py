@@ -15,7 +15,8 @@ from nmt_cli.distributed import process_group
 from nmt_cli.errors import ConfigError, TrainingInterrupted
 from nmt_cli.runlock import run_lock
 from nmt_cli.training.init_from import InitFrom
-from nmt_cli.training.trainer import Trainer, TrainResult
+from nmt_cli.training.result import TrainResult
+from nmt_cli.training.trainer import Trainer
 
 __all__ = ["InitFrom", "TrainResult", "Trainer", "TrainingInterrupted", "run_config", "train"]
 

@@ -28,6 +28,7 @@ class TrainState:
         best_score: the best validation score (higher is better), None before any.
         bad_validations: validations since the best one (early stopping's patience).
         clock: seconds from an arbitrary origin (`time.perf_counter`; a fake one in tests).
+            This process's share of the run's wall clock counts from the state's creation.
     """
 
     step: int = 0
@@ -40,10 +41,6 @@ class TrainState:
     started: float = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        self.started = self.clock()
-
-    def start_clock(self) -> None:
-        """Count this process's wall clock from now (when its training loop begins)."""
         self.started = self.clock()
 
     def elapsed(self) -> float:

@@ -15,7 +15,6 @@ import logging
 import signal
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -28,39 +27,20 @@ from nmt_cli.corpus import EncodedSplit, Vocab
 from nmt_cli.data import Batch, TrainBatches
 from nmt_cli.device import resolve_device
 from nmt_cli.distributed import Dist
-from nmt_cli.errors import CheckpointError, DataError, TrainingInterrupted
+from nmt_cli.errors import CheckpointError, DataError
+from nmt_cli.model import Seq2Seq
 from nmt_cli.progress import TrainProgress
 from nmt_cli.schedule import LRSchedule
 from nmt_cli.training.build import build_model_and_optimizer
 from nmt_cli.training.metrics import MetricsLog
 from nmt_cli.training.oom import accumulate_gradients
+from nmt_cli.training.result import TrainResult, finish
 from nmt_cli.training.state import TrainState, Window
-from nmt_cli.training.stopping import StopPolicy
+from nmt_cli.training.stopping import StopPolicy, ValidationCut, budget_left, interrupted
 from nmt_cli.training.update import SkippedUpdates, batch_loss, scheduled_sampling_prob
-from nmt_cli.training.validator import Validator, score_of
+from nmt_cli.training.validator import Validator, ValidMetrics, score_of
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class TrainResult:
-    steps: int
-    best_score: float | None
-    minutes: float
-    tokens_per_second: float  # of rank 0 when there are several ranks
-    stopped_because: str  # "max_steps", "max_minutes" or "early stopping"
-    rank: int = 0
-    ranks: int = 1
-
-    def summary(self, stop_metric: str) -> str:
-        """The line `nmt train` prints at the end (`stop_metric` names the best score)."""
-        best = "n/a" if self.best_score is None else f"{self.best_score:.2f}"
-        per_rank = f" per rank ({self.ranks} ranks)" if self.ranks > 1 else ""
-        return (
-            f"steps {self.steps} ({self.stopped_because}), {self.minutes:.1f} min, "
-            f"{self.tokens_per_second:,.0f} target tokens/s{per_rank}, "
-            f"best valid {stop_metric} {best}"
-        )
 
 
 def resume_checkpoint(
@@ -111,6 +91,7 @@ class Trainer:
         resume: bool = False,
         dist: Dist | None = None,
     ):
+        self.state = TrainState()  # the run's clock starts now: the budget covers loading too
         self.data_dir, self.run_dir = Path(data_dir), Path(run_dir)
         self.dist = dist
         self.is_main = dist is None or dist.is_main
@@ -135,7 +116,6 @@ class Trainer:
         self.checkpoints = (
             CheckpointManager(self.run_dir, t.keep_last, t.keep_best) if self.is_main else None
         )
-        self.state = TrainState()
         if resume_from is not None:
             try:
                 self.restore(resume_from)
@@ -143,6 +123,7 @@ class Trainer:
                 raise CheckpointError(
                     f"{self.run_dir / 'checkpoints'}: mismatched checkpoint ({e})"
                 ) from None
+            budget_left(t.max_minutes, self.state.elapsed_before)
         self.ddp = None
         if dist is not None:
             self.ddp = dist.wrap(self.model)
@@ -151,7 +132,9 @@ class Trainer:
             torch.manual_seed(hash((t.seed, self.state.step, dist.rank)))
         if self.is_main:
             rundir.prepare(self.run_dir, config, self.vocab, self.state.step)
-        self.stop = StopPolicy(t, self.state)
+        n_params = sum(p.numel() for p in self.model.parameters())
+        # weights and Adam's two moments, in fp32
+        self.stop = StopPolicy(t, self.state, self.validator.target_tokens(), 12 * n_params)
         self.window = Window(self.state, self.device)
         self.skipped = SkippedUpdates(self.device, t.max_bad_steps)
         self.metrics = MetricsLog(self.run_dir / "metrics.jsonl")
@@ -196,13 +179,15 @@ class Trainer:
         """Run until max_steps, max_minutes, early stopping or a signal."""
         state, stop = self.state, self.stop
         stopped_because = "max_steps"
-        with self._session() as bar:
+        with session(self) as bar:
             groups = self.groups()
             while state.step < stop.max_steps:
                 group = next(groups)
                 state.step += 1
                 self.schedule.step(state.step)
-                self.window.add(self.train_step(group), sum(b.n_tokens for b in group))
+                tokens = sum(b.n_tokens for b in group)
+                self.window.add(self.train_step(group), tokens)
+                stop.step_done(tokens)
                 bar.update(state.step, state.elapsed())
                 if state.step % self.config.train.log_every == 0:
                     self._report(bar)
@@ -210,24 +195,23 @@ class Trainer:
                 signum, out_of_time = self._agree(stop.signals.received or 0, stop.out_of_time())
                 if signum:  # save now; validation could take long
                     self._save(None)
-                    raise TrainingInterrupted(
-                        f"{signal.Signals(signum).name}: stopped at step {state.step}; "
-                        f"checkpoint saved, continue with --resume"
-                    )
+                    raise interrupted(signal.Signals(signum).name, state.step)
                 if stop.validate_now(bool(out_of_time)):
                     self.window.close()
-                    with stop.timing_validation():
-                        self._validate_and_save()
+                    cut = self._validate_and_save(bar)
                     self.window.reopen()
+                    if cut is not None and cut != "max_minutes":  # a signal: saved, stop
+                        raise interrupted(cut, state.step, "during the validation ")
                     # No time left for another validation: stop on the one just made
                     # rather than validating again a step later.
-                    if self._agree(out_of_time or stop.out_of_time())[0]:
+                    if cut or self._agree(out_of_time or stop.out_of_time())[0]:
                         stopped_because = "max_minutes"
                         break
                     if stop.early_stop():
                         stopped_because = "early stopping"
                         break
-        return finish(self.state, stopped_because, self.dist)
+            # inside the session, so that train.log has the warning and the summary
+            return finish(self.state, stopped_because, self.dist, self.config.train.stop_metric)
 
     def groups(self) -> Iterator[list[Batch]]:
         """This rank's groups of `accumulate` batches, already on their way to the device."""
@@ -266,17 +250,29 @@ class Trainer:
         self.skipped.add(found_inf)
         return total
 
-    def _validate_and_save(self) -> None:
-        """Validate and save a checkpoint; under torchrun rank 0 does both for every rank."""
-        metrics = self.validator(self.model) if self.is_main else None
+    def _validate_and_save(self, bar: TrainProgress) -> str | None:
+        """Validate and save a checkpoint; under torchrun rank 0 does both for every rank.
+
+        Returns why the validation was cut short (a signal's name, or "max_minutes"), then
+        saving the checkpoint without a score; None when it ran to its end.
+        """
+        outcome = (
+            validate(self.validator, self.model, self.stop, bar, self.state.step)
+            if self.is_main
+            else None
+        )
         if self.dist is not None:  # the best score, patience and learning rate stay the same
-            metrics = self.dist.from_main(metrics)
-        assert metrics is not None
+            outcome = self.dist.from_main(outcome)
+        assert outcome is not None
+        if isinstance(outcome, str):
+            self._save(None)
+            return outcome
+        metrics = outcome
         score = score_of(metrics, self.config.train.stop_metric)
         improved = self.state.record(score)
         self.schedule.on_validation(improved)
         if self.is_main:
-            self.metrics.write(
+            self.metrics.validation(
                 self.state.step,
                 self.state.elapsed(),
                 self.window.last_loss,
@@ -285,51 +281,27 @@ class Trainer:
                 self.state.tokens_per_second(),
             )
             log.info(
-                "validation at step %d: ppl %.2f BLEU %.2f%s",
+                "validation at step %d: ppl %.2f BLEU %.2f%s, %.1f s",
                 self.state.step,
                 round(metrics.ppl, 3),
                 round(metrics.bleu, 2),
                 " (best)" if improved else "",
+                self.stop.valid_seconds or 0.0,
             )
         self._save(score)  # under torchrun, the other ranks wait for rank 0's checkpoint
+        return None
 
     # ---- around the loop -------------------------------------------------------------------
-    @contextmanager
-    def _session(self) -> Iterator[TrainProgress]:
-        """For the loop's duration: the log file, the signal handlers and the progress bar."""
-        t, state = self.config.train, self.state
-        handler = rundir.log_to_file(self.run_dir) if self.is_main else None  # rank 0 logs for all
-        try:
-            with self.stop.signals.installed():
-                state.start_clock()
-                n_params = sum(p.numel() for p in self.model.parameters())
-                log.info(
-                    "training on %s: %s parameters, %d training pairs "
-                    "(%d over data.max_len skipped)",
-                    self.device,
-                    f"{n_params:,}",
-                    self.batches.n_candidates,
-                    self.batches.skipped,
-                )
-                bar = TrainProgress(
-                    t.max_steps, t.max_minutes, state.step, state.elapsed(), self.is_main
-                )
-                try:
-                    self.model.train()
-                    yield bar
-                finally:
-                    bar.close()
-        finally:
-            if handler is not None:
-                logging.getLogger("nmt_cli").removeHandler(handler)
-                handler.close()
-
     def _report(self, bar: TrainProgress) -> None:
         """The progress line of the steps since the last one; checks for skipped updates."""
         loss, speed = self.window.report()
         lr = self.optimizer.param_groups[0]["lr"]
         bar.show(loss=f"{loss:.3f}", tok_s=f"{speed:,.0f}", lr=f"{lr:.2e}")
         log.info("step %d loss %.4f tok/s %.0f lr %.2e", self.state.step, loss, speed, lr)
+        if self.is_main:
+            self.metrics.training(
+                self.state.step, self.state.elapsed(), loss, lr, self.state.tokens_per_second()
+            )
         self.skipped.check(self.state.step, self.run_dir / "checkpoints" / "last.pt")
 
     def _agree(self, *values: int) -> list[int]:
@@ -342,27 +314,58 @@ class Trainer:
     def _save(self, score: float | None) -> None:
         """Write a checkpoint; under torchrun rank 0 writes it and the others wait for it."""
         if self.checkpoints is not None:
-            self.checkpoints.save(self.checkpoint(), self.state.step, score)
+            with self.stop.timing_save():
+                self.checkpoints.save(self.checkpoint(), self.state.step, score)
         if self.dist is not None:
             self.dist.barrier()
 
 
-def finish(state: TrainState, stopped_because: str, dist: Dist | None) -> TrainResult:
-    """The result of a run that stopped, logged in one line."""
-    result = TrainResult(
-        steps=state.step,
-        best_score=state.best_score,
-        minutes=state.elapsed() / 60,
-        tokens_per_second=state.tokens_per_second(),
-        stopped_because=stopped_because,
-        rank=0 if dist is None else dist.rank,
-        ranks=1 if dist is None else dist.world_size,
-    )
-    log.info(
-        "done after %d steps (%s): %.1f min, %.0f target tokens/s",
-        result.steps,
-        stopped_because,
-        result.minutes,
-        result.tokens_per_second,
-    )
-    return result
+def validate(
+    validator: Validator, model: Seq2Seq, stop: StopPolicy, bar: TrainProgress, step: int
+) -> ValidMetrics | str:
+    """Rank 0's validation, timed and shown on the bar; a str: why it was cut short."""
+
+    def progress(what: str, done: int, total: int) -> None:
+        bar.validating(what, done, total, stop.state.elapsed())
+        reason = stop.cut_validation()  # a signal, or the end of the budget
+        if reason is not None:
+            raise ValidationCut(reason)
+
+    try:
+        with stop.timing_validation():
+            return validator(model, progress)
+    except ValidationCut as cut:
+        log.warning("validation at step %d cut short (%s)", step, cut.reason)
+        return cut.reason
+    finally:
+        bar.training()
+
+
+@contextmanager
+def session(trainer: Trainer) -> Iterator[TrainProgress]:
+    """For the loop's duration: the log file, the signal handlers and the progress bar."""
+    t, state = trainer.config.train, trainer.state
+    # rank 0 logs for all
+    handler = rundir.log_to_file(trainer.run_dir) if trainer.is_main else None
+    try:
+        with trainer.stop.signals.installed():
+            n_params = sum(p.numel() for p in trainer.model.parameters())
+            log.info(
+                "training on %s: %s parameters, %d training pairs (%d over data.max_len skipped)",
+                trainer.device,
+                f"{n_params:,}",
+                trainer.batches.n_candidates,
+                trainer.batches.skipped,
+            )
+            bar = TrainProgress(
+                t.max_steps, t.max_minutes, state.step, state.elapsed(), trainer.is_main
+            )
+            try:
+                trainer.model.train()
+                yield bar
+            finally:
+                bar.close()
+    finally:
+        if handler is not None:
+            logging.getLogger("nmt_cli").removeHandler(handler)
+            handler.close()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +20,14 @@ from nmt_cli.evaluate import score_corpus
 from nmt_cli.model import Seq2Seq
 from nmt_cli.tokenizer import Tokenizer
 from nmt_cli.training.update import batch_loss
+
+# Called during a validation with (what, sentences done, sentences in all); it may raise to
+# cut the validation short (a signal, the end of the time budget).
+Progress = Callable[[str, int, int], None]
+
+
+def _no_progress(what: str, done: int, total: int) -> None:
+    pass
 
 
 @dataclass(frozen=True)
@@ -87,38 +96,57 @@ class Validator:
             raise DataError(f"{path}: cannot read ({getattr(e, 'strerror', None) or e})") from None
         return cls(split, references, tokenizer, config, device, autocast)
 
+    def target_tokens(self) -> int:
+        """Target tokens of the valid split, end-of-sentence included (a validation's cost)."""
+        return len(self.split.tgt) + len(self.split)
+
     @torch.inference_mode()
-    def __call__(self, model: Seq2Seq) -> ValidMetrics:
-        """Perplexity and BLEU of `model`, which is left in training mode."""
+    def __call__(self, model: Seq2Seq, progress: Progress = _no_progress) -> ValidMetrics:
+        """Perplexity and BLEU of `model`, which is left in training mode.
+
+        `progress` is called after every batch; an exception it raises ends the validation.
+        """
         model.eval()
-        ppl = self.perplexity(model)
-        bleu = self.bleu(model)
-        model.train()
+        try:
+            ppl = self.perplexity(model, progress)
+            bleu = self.bleu(model, progress)
+        finally:
+            model.train()
         return ValidMetrics(ppl=ppl, bleu=bleu)
 
-    def perplexity(self, model: Seq2Seq) -> float:
+    def perplexity(self, model: Seq2Seq, progress: Progress = _no_progress) -> float:
         """Teacher-forced perplexity of the references (no label smoothing, no sampling)."""
-        total_loss, total_tokens = torch.zeros((), device=self.device), 0
+        total_loss, total_tokens, done = torch.zeros((), device=self.device), 0, 0
         for batch in eval_batches(self.split, self.config.train.batch_tokens * 2):
             batch = batch.to(self.device)
             total_loss += batch_loss(model, batch, 0.0, 0.0, self.autocast)
             total_tokens += batch.n_tokens
+            done += len(batch)
+            progress("validating ppl", done, len(self.split))
         return math.exp(min(total_loss.item() / total_tokens, 50))
 
-    def bleu(self, model: Seq2Seq) -> float:
+    def bleu(self, model: Seq2Seq, progress: Progress = _no_progress) -> float:
         """BLEU of the search's best hypotheses (train.valid_beam, the decode settings)."""
-        d = self.config.decode
-        sources = [self.split.pair(i)[0] for i in range(len(self.split))]
-        with self.autocast:
-            hyps = search_sorted(
-                model,
-                sources,
-                self.device,
-                d.batch_size,
-                beam=self.config.train.valid_beam,
-                alpha=d.alpha,
-                max_len_a=d.max_len_a,
-                max_len_b=d.max_len_b,
-            )
-        texts = [self.tokenizer.decode(h[0].tokens) for h in hyps]
+        d, n = self.config.decode, len(self.split)
+        sources = [self.split.pair(i)[0] for i in range(n)]
+        # search_sorted batches by length; handing it one batch of the sorted order at a time
+        # gives the same batches, with a progress report between them.
+        order = sorted(range(n), key=lambda i: len(sources[i]))
+        texts = [""] * n
+        for start in range(0, n, d.batch_size):
+            chunk = order[start : start + d.batch_size]
+            with self.autocast:
+                hyps = search_sorted(
+                    model,
+                    [sources[i] for i in chunk],
+                    self.device,
+                    d.batch_size,
+                    beam=self.config.train.valid_beam,
+                    alpha=d.alpha,
+                    max_len_a=d.max_len_a,
+                    max_len_b=d.max_len_b,
+                )
+            for i, h in zip(chunk, hyps, strict=True):
+                texts[i] = self.tokenizer.decode(h[0].tokens)
+            progress("validating", start + len(chunk), n)
         return score_corpus(texts, self.references, ["bleu"])[0].score

@@ -25,11 +25,18 @@ def test_train_writes_a_complete_run_folder(run_dir: Path) -> None:
     assert (run_dir / "config.yaml").is_file() and (run_dir / "spm.model").is_file()
     assert "validation at step 30" in (run_dir / "train.log").read_text()
     rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
-    assert [r["step"] for r in rows] == [30, 60]
+    # a training row every log_every (10) steps, a validation row after each validation
+    assert [(r["step"], "valid_bleu" in r) for r in rows] == [
+        (10, False), (20, False), (30, False), (30, True), (40, False), (50, False),
+        (60, False), (60, True),
+    ]  # fmt: skip
+    assert {"train_loss", "lr", "tokens_per_s", "minutes"} == set(rows[0])
+    assert all(isinstance(r["train_loss"], float) for r in rows)
+    valid = [r for r in rows if "valid_bleu" in r]
     assert {"train_loss", "valid_ppl", "valid_bleu", "lr", "tokens_per_s", "minutes"} <= set(
-        rows[0]
+        valid[0]
     )
-    assert rows[1]["valid_ppl"] < rows[0]["valid_ppl"]  # it learns
+    assert valid[1]["valid_ppl"] < valid[0]["valid_ppl"]  # it learns
     checkpoints = run_dir / "checkpoints"
     assert {"best.pt", "last.pt", "step-30.pt", "step-60.pt", "manifest.json"} <= {
         p.name for p in checkpoints.iterdir()
@@ -114,9 +121,12 @@ def test_resume_continues_exactly(data_dir: Path, config_file: Path, tmp_path: P
         assert torch.equal(tensor, b.model[name]), name  # bitwise on CPU
     rows_a = (straight / "metrics.jsonl").read_text().splitlines()
     rows_b = (resumed / "metrics.jsonl").read_text().splitlines()
-    assert [json.loads(r)["valid_ppl"] for r in rows_a] == [
-        json.loads(r)["valid_ppl"] for r in rows_b
-    ]
+    assert len(rows_a) == len(rows_b)
+    for a_row, b_row in zip(rows_a, rows_b, strict=True):
+        a_row, b_row = json.loads(a_row), json.loads(b_row)
+        assert (a_row["step"], a_row["train_loss"], a_row.get("valid_ppl")) == (
+            b_row["step"], b_row["train_loss"], b_row.get("valid_ppl")
+        )  # fmt: skip
 
 
 def test_save_load_gives_identical_translations(run_dir: Path, corpus: Path) -> None:

@@ -54,7 +54,8 @@ SUFFIXED = {f"{d}{s}": d for d, s in [
     (23, "rd"), (24, "th"), (25, "th"), (26, "th"), (27, "th"), (28, "th"), (29, "th"),
     (30, "th"), (31, "st"),
 ]}  # fmt: skip
-ADDITION = re.compile(r"^(0|[1-9]\d{0,2})( \+ |\+)(0|[1-9]\d{0,2})$")
+# Numbers least significant digit first: "01" is 10, so a number never ends in 0 (but "0" is 0).
+ADDITION = re.compile(r"^(0|\d{0,2}[1-9])( \+ |\+)(0|\d{0,2}[1-9])$")
 
 
 def _month(token: str) -> int:
@@ -135,8 +136,9 @@ def test_every_target_is_correct(corpus: Path) -> None:
     tgt = _read(corpus / "train.tgt") + _read(corpus / "test.tgt")
     n_dates = 0
     for s, t in zip(src, tgt, strict=True):
-        if ADDITION.match(s):
-            assert t == str(eval(s)), s
+        if match := ADDITION.match(s):
+            a, b = (int(match.group(i)[::-1]) for i in (1, 3))
+            assert t == str(a + b)[::-1], s
         else:
             assert t == _parse_date(s).isoformat(), s
             n_dates += 1
@@ -173,6 +175,13 @@ def test_day_words_for_every_tricky_day(day: int, word: str, suffixed: str) -> N
     """Sampling may miss a rare day form; the day spellings are checked directly."""
     assert demo_data._ordinal_word(day) == word
     assert demo_data._ordinal_suffix(day) == suffixed
+
+
+@pytest.mark.parametrize(
+    ("n", "written"), [(0, "0"), (7, "7"), (10, "01"), (123, "321"), (100, "001")]
+)
+def test_numbers_are_written_least_significant_digit_first(n: int, written: str) -> None:
+    assert demo_data.reversed_digits(n) == written
 
 
 def test_generate_is_importable_and_seeded() -> None:

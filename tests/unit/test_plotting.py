@@ -77,7 +77,7 @@ def test_metrics_errors(tmp_path: Path) -> None:
     with pytest.raises(DataError, match="no such file"):
         read_metrics(tmp_path / "metrics.jsonl")
     (tmp_path / "metrics.jsonl").write_text("")
-    with pytest.raises(DataError, match="no validation rows yet"):
+    with pytest.raises(DataError, match="no rows yet"):
         read_metrics(tmp_path / "metrics.jsonl")
     (tmp_path / "metrics.jsonl").write_text('{"step": 1}\n{"loss": 2}\n')
     with pytest.raises(DataError, match=r"metrics\.jsonl:2: not a metrics row"):

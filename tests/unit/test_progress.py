@@ -64,3 +64,21 @@ def test_no_bar_in_a_log_file_or_on_other_ranks(
         progress.update(step, elapsed=float(step))
     progress.close()
     assert stream.getvalue() == ""
+
+
+def test_a_budget_bar_shows_no_rate_and_a_validation_counts_its_sentences(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    terminal = on_terminal(monkeypatch)
+    progress = TrainProgress(max_steps=100_000, max_minutes=8, step=0, elapsed=0.0, show=True)
+    progress.update(5, elapsed=30.0)
+    progress.validating("validating", 400, 1014, elapsed=60.0)
+    assert progress.bar.n == 60  # the budget's clock runs on during the validation
+    progress.training()
+    progress.update(6, elapsed=61.0)
+    progress.close()
+    text = terminal.getvalue()
+    assert "validating 400/1,014" in text and "/480 s" in text
+    assert "s/s" not in text and "it/s" not in text  # a rate of seconds per second says nothing
+    frames = [frame for frame in text.split("\r") if frame.strip()]
+    assert frames[-1].startswith("train:")  # back to training after it

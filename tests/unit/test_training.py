@@ -13,10 +13,17 @@ import pytest
 import torch
 
 from nmt_cli.config import TrainConfig
+from nmt_cli.errors import ConfigError
 from nmt_cli.schedule import LRSchedule
 from nmt_cli.training.metrics import MetricsLog
 from nmt_cli.training.state import TrainState, Window
-from nmt_cli.training.stopping import SignalCatcher, StopPolicy
+from nmt_cli.training.stopping import (
+    MIN_USEFUL_STEPS,
+    SignalCatcher,
+    StopPolicy,
+    budget_left,
+    too_few_steps,
+)
 from nmt_cli.training.validator import ValidMetrics, score_of
 
 
@@ -92,64 +99,142 @@ def test_window_reports_loss_per_token_and_adds_its_time_and_tokens_to_the_state
 
 
 def run_policy(
-    config: TrainConfig, step_seconds: float, valid_seconds: float, scores: list[float]
-) -> tuple[list[int], int, str]:
-    """Drive a StopPolicy as the training loop does, on a fake clock.
+    config: TrainConfig,
+    step_seconds: float,
+    valid_seconds: float,
+    scores: list[float],
+    valid_tokens: int = 0,
+    save_seconds: float = 0.0,
+) -> tuple[list[int], int, str, float]:
+    """Drive a StopPolicy as the training loop does, on a fake clock; a step trains on 100
+    target tokens, and a checkpoint is saved after every validation.
 
     Returns:
-        the steps validated after, the step training stopped at, and why.
+        the steps validated after, the step training stopped at, why, and the seconds it took.
     """
     clock = FakeClock()
     state = TrainState(clock=clock)
-    policy = StopPolicy(config, state)
-    state.start_clock()
+    policy = StopPolicy(config, state, valid_tokens, checkpoint_bytes=0)
     validated: list[int] = []
+    why = "max_steps"
     while state.step < config.max_steps:
         state.step += 1
         clock.advance(step_seconds)
+        policy.step_done(100)
         out_of_time = policy.out_of_time()
         if policy.validate_now(out_of_time):
             with policy.timing_validation():
                 clock.advance(valid_seconds)
                 state.record(scores[len(validated)] if scores else 0.0)
+            with policy.timing_save():
+                clock.advance(save_seconds)
             validated.append(state.step)
             if out_of_time or policy.out_of_time():
-                return validated, state.step, "max_minutes"
+                why = "max_minutes"
+                break
             if policy.early_stop():
-                return validated, state.step, "early stopping"
-    return validated, state.step, "max_steps"
+                why = "early stopping"
+                break
+    return validated, state.step, why, state.elapsed()
 
 
 def test_without_a_budget_training_runs_to_max_steps_validating_on_schedule() -> None:
     config = TrainConfig(max_steps=10, valid_every=4)
-    assert run_policy(config, 1e6, 1e6, []) == ([4, 8, 10], 10, "max_steps")
+    assert run_policy(config, 1e6, 1e6, [])[:3] == ([4, 8, 10], 10, "max_steps")
 
 
-def test_the_budget_counts_the_next_validation_as_long_as_the_last() -> None:
-    # 60 s; steps take 10 s, a validation 15 s. After step 4 (55 s) another validation would
-    # end past the budget (55 + 15 > 60): validate now, once, and stop.
-    config = TrainConfig(max_steps=100, valid_every=3, max_minutes=1.0)
-    assert run_policy(config, 10.0, 15.0, []) == ([3, 4], 4, "max_minutes")
+def test_the_budget_keeps_a_step_a_validation_and_a_save_with_a_margin() -> None:
+    # 100 s; steps take 10 s, a validation 12 s, a save 2 s. After the validation at step 3
+    # (44 s) the reserve is 10 + 1.25 x (12 + 2) = 27.5 s: step 4 (54 s) and step 5 (64 s)
+    # leave room, after step 6 (74 s) another step and validation would not fit: validate
+    # now and stop, inside the budget.
+    config = TrainConfig(max_steps=100, valid_every=3, max_minutes=100 / 60)
+    validated, step, why, seconds = run_policy(config, 10.0, 12.0, [], save_seconds=2.0)
+    assert (validated, step, why) == ([3, 6], 6, "max_minutes")
+    assert seconds == 88.0 <= 100
 
 
 def test_a_long_validation_stops_at_once_when_the_next_would_not_fit() -> None:
-    # At step 2 (20 s) the validation takes 35 s: 55 s + another 35 s is past 60 s.
+    # At step 2 (20 s) the validation takes 35 s: 55 s + a step and another 35 s is past 60 s.
     config = TrainConfig(max_steps=100, valid_every=2, max_minutes=1.0)
-    assert run_policy(config, 10.0, 35.0, []) == ([2], 2, "max_minutes")
+    assert run_policy(config, 10.0, 35.0, []) == ([2], 2, "max_minutes", 55.0)
 
 
-def test_the_budget_is_exact_at_its_edge() -> None:
-    # 30 s steps, instant validations: at 60 s the budget is not yet passed, at 90 s it is.
+def test_the_first_validation_is_guessed_from_the_training_speed() -> None:
+    # No validation before the budget's end: 100 tokens per 10 s step, 20 valid tokens, so a
+    # validation is guessed at VALID_COST (3) x 20 / 10 = 6 s: a reserve of 10 + 7.5 s. Step 4
+    # (40 s) leaves room, step 5 (50 s) does not: validate there, 8 s, done at 58 s.
     config = TrainConfig(max_steps=100, valid_every=100, max_minutes=1.0)
-    assert run_policy(config, 30.0, 0.0, []) == ([3], 3, "max_minutes")
+    assert run_policy(config, 10.0, 8.0, [], valid_tokens=20) == ([5], 5, "max_minutes", 58.0)
+
+
+@pytest.mark.parametrize(
+    ("step_seconds", "valid_seconds", "save_seconds"),
+    [(0.5, 3.0, 1.0), (2.0, 0.1, 0.1), (7.0, 20.0, 5.0), (1.0, 40.0, 0.0), (13.0, 1.0, 9.0)],
+)
+def test_a_run_on_schedule_ends_inside_its_budget(
+    step_seconds: float, valid_seconds: float, save_seconds: float
+) -> None:
+    config = TrainConfig(max_steps=10**6, valid_every=10, max_minutes=2.0)
+    validated, _, why, seconds = run_policy(
+        config, step_seconds, valid_seconds, [], valid_tokens=50, save_seconds=save_seconds
+    )
+    assert why == "max_minutes" and validated and seconds <= 120.0
+
+
+def test_a_validation_is_cut_by_a_signal_or_at_the_budget_end() -> None:
+    clock = FakeClock()
+    state = TrainState(clock=clock)
+    policy = StopPolicy(TrainConfig(max_minutes=1.0), state, checkpoint_bytes=0)
+    with policy.timing_save():
+        clock.advance(4.0)  # saves take 4 s: keep 5 s for the last one
+    assert policy.cut_validation() is None
+    clock.advance(50.0)
+    assert policy.cut_validation() is None  # 54 s + 5 s: still inside
+    clock.advance(2.0)
+    assert policy.cut_validation() == "max_minutes"  # 56 s + 5 s: not any more
+    unlimited = StopPolicy(TrainConfig(), state)
+    assert unlimited.cut_validation() is None
+    unlimited.signals.received = signal.SIGTERM
+    assert unlimited.cut_validation() == "SIGTERM"
+
+
+def test_a_resume_is_told_the_budget_counts_the_whole_run(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    with pytest.raises(ConfigError) as error:
+        budget_left(16, elapsed=17.3 * 60)
+    message = str(error.value)
+    assert "train.max_minutes=16 is used up" in message and "17.3 minutes" in message
+    assert "counts the whole run" in message and "--set train.max_minutes=34" in message
+    with caplog.at_level("INFO"):
+        budget_left(20, elapsed=17.3 * 60)
+    assert "2.7 of the 20-minute budget left" in caplog.text
+    budget_left(0, elapsed=1e9)  # no budget: nothing to say
+
+
+@pytest.mark.parametrize(
+    ("steps", "why", "warned"),
+    [(67, "max_minutes", True), (999, "early stopping", True),
+     (MIN_USEFUL_STEPS, "max_minutes", False), (67, "max_steps", False)],
+)  # fmt: skip
+def test_a_run_too_short_to_be_useful_is_warned_about(steps: int, why: str, warned: bool) -> None:
+    warning = too_few_steps(steps, why)
+    assert (warning is not None) == warned
+    if warning is not None:
+        assert f"after {steps} updates ({why})" in warning and "1,000" in warning
 
 
 def test_early_stopping_after_patience_validations_without_improvement() -> None:
     config = TrainConfig(max_steps=100, valid_every=5, patience=2)
     scores = [1.0, 2.0, 1.5, 3.0, 2.0, 3.0, 9.0]
-    assert run_policy(config, 1.0, 1.0, scores) == ([5, 10, 15, 20, 25, 30], 30, "early stopping")
+    assert run_policy(config, 1.0, 1.0, scores)[:3] == (
+        [5, 10, 15, 20, 25, 30],
+        30,
+        "early stopping",
+    )
     never = dataclasses.replace(config, patience=0, max_steps=30)
-    assert run_policy(never, 1.0, 1.0, [1.0] * 6) == ([5, 10, 15, 20, 25, 30], 30, "max_steps")
+    assert run_policy(never, 1.0, 1.0, [1.0] * 6)[:3] == ([5, 10, 15, 20, 25, 30], 30, "max_steps")
 
 
 def test_a_signal_is_caught_once_and_a_second_one_aborts() -> None:
@@ -177,8 +262,9 @@ def test_metrics_rows_are_strict_json_with_null_for_a_missing_or_non_finite_valu
     tmp_path: Path,
 ) -> None:
     log = MetricsLog(tmp_path / "metrics.jsonl")
-    log.write(10, 90.0, None, ValidMetrics(ppl=math.nan, bleu=1.234), 1e-3, 1234.56)
-    log.write(20, 180.0, 2.345678, ValidMetrics(ppl=9.87654, bleu=5.0), 5e-4, 1000.0)
+    log.validation(10, 90.0, None, ValidMetrics(ppl=math.nan, bleu=1.234), 1e-3, 1234.56)
+    log.training(15, 135.0, math.inf, 1e-3, 1100.0)
+    log.validation(20, 180.0, 2.345678, ValidMetrics(ppl=9.87654, bleu=5.0), 5e-4, 1000.0)
 
     def no_constants(name: str) -> None:
         raise AssertionError(f"{name} in metrics.jsonl")
@@ -188,6 +274,7 @@ def test_metrics_rows_are_strict_json_with_null_for_a_missing_or_non_finite_valu
     assert rows == [
         {"step": 10, "minutes": 1.5, "train_loss": None, "valid_ppl": None, "valid_bleu": 1.23,
          "lr": 1e-3, "tokens_per_s": 1234.6},
+        {"step": 15, "minutes": 2.25, "train_loss": None, "lr": 1e-3, "tokens_per_s": 1100.0},
         {"step": 20, "minutes": 3.0, "train_loss": 2.3457, "valid_ppl": 9.877, "valid_bleu": 5.0,
          "lr": 5e-4, "tokens_per_s": 1000.0},
     ]  # fmt: skip
