@@ -7,6 +7,9 @@ Free of torch: the worker processes import this module and ``nmt_cli.prep_worker
 from __future__ import annotations
 
 import multiprocessing
+import os
+import threading
+import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -103,6 +106,17 @@ def read_chunks(corpus: Corpus, size: int = CHUNK_LINES) -> Iterator[Chunk]:
             raise DataError(f"{corpus.files}: cannot read ({err.strerror or err})") from None
 
 
+def _exit_with(parent: int) -> None:
+    """In a worker: end as soon as ``parent`` is gone (killed, say), instead of lingering."""
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os._exit(1)
+
+    threading.Thread(target=watch, daemon=True).start()
+
+
 class Workers:
     """Worker processes that map a function over items, results in input order.
 
@@ -118,7 +132,8 @@ class Workers:
 
     def __enter__(self) -> Workers:
         if self.n > 1:
-            self._pool = ProcessPoolExecutor(self.n, multiprocessing.get_context("spawn"))
+            context = multiprocessing.get_context("spawn")
+            self._pool = ProcessPoolExecutor(self.n, context, _exit_with, (os.getpid(),))
         return self
 
     def __exit__(self, *exc: object) -> None:

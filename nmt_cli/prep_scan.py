@@ -17,7 +17,17 @@ from tqdm import tqdm
 from nmt_cli.errors import ConfigError, DataError
 from nmt_cli.prep_chunks import Chunk, Corpus, Workers, read_chunks
 from nmt_cli.prep_summary import Drops
-from nmt_cli.prep_worker import BAD, COPY, DUPLICATE, EMPTY, KEEP, ScanOptions, sample_job, scan_job
+from nmt_cli.prep_worker import (
+    BAD,
+    BAD_EXAMPLES,
+    COPY,
+    DUPLICATE,
+    EMPTY,
+    KEEP,
+    ScanOptions,
+    sample_job,
+    scan_job,
+)
 from nmt_cli.textio import CleanStats
 
 logger = logging.getLogger(__name__)
@@ -92,15 +102,15 @@ def scan(
     unless ``options.skip_bad``, and on a corpus or split left without a pair."""
     flags = ScanOptions(hashes=options.dedup, copies=options.drop_copies)
     result = [Scanned(name, cs, [], [], CleanStats(), []) for name, cs in splits]
-    index = {id(c): (k, j) for k, (_, cs) in enumerate(splits) for j, c in enumerate(cs)}
+    split_of = {id(c): k for k, (_, cs) in enumerate(splits) for c in cs}
     parts: dict[int, list[list[np.ndarray]]] = {id(c): [[], []] for _, cs in splits for c in cs}
     jobs = ((chunk, flags) for _, cs in splits for c in cs for chunk in read_chunks(c))
     with progress("scan") as bar:
         for (chunk, _), found in workers.map(scan_job, jobs):
-            split = result[index[id(chunk.corpus)][0]]
+            split = result[split_of[id(chunk.corpus)]]
             if found.bad and not options.skip_bad:
                 raise DataError(f"{found.bad[0]} (--skip-bad drops such pairs)")
-            split.bad += found.bad[: 3 - len(split.bad)]
+            split.bad += found.bad[: BAD_EXAMPLES - len(split.bad)]
             _add_stats(split.normalized, found.stats)
             parts[id(chunk.corpus)][0].append(found.status)
             if found.hashes is not None:
