@@ -30,6 +30,7 @@ from time import perf_counter
 from typing import IO, TYPE_CHECKING, Any, BinaryIO, Literal
 
 from nmt_cli.alignments import alignment_record, json_record, to_json_line
+from nmt_cli.copy_through import translate_protected
 from nmt_cli.errors import ConfigError
 from nmt_cli.linereader import read_batches, read_prompted
 from nmt_cli.protect import Protector
@@ -186,8 +187,6 @@ def _translate_pool(
     """One pool of lines through the translator (with copy-through when asked)."""
     search = {"beam": opts.beam, "n_best": opts.n_best, "batch_size": size, **opts.steering()}
     if opts.protect is not None:
-        from nmt_cli.copy_through import translate_protected  # after nmt_cli.translate
-
         return translate_protected(translator, lines, opts.protect, line_no, **search)
     return translator.translate_lines(lines, first_line=line_no, **search)
 
