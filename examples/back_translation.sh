@@ -33,7 +33,7 @@ train() {  # DATA OUT: a budgeted run; validation often enough that best.pt exis
 }
 score() {  # RUN NAME: beam-5 BLEU on the test set, one line
   "${NMT[@]}" -q translate "$1" --beam 5 --input "$D/$TEST.$SRC" --output "$WORK/$2.hyp"
-  echo "== $2: $("${NMT[@]}" eval --ref "$D/$TEST.$TGT" "$WORK/$2.hyp" --metrics bleu | tail -1)"
+  echo "== $2: $("${NMT[@]}" eval --ref "$D/$TEST.$TGT" "$WORK/$2.hyp" --metrics bleu | head -1)"
 }
 
 # The parallel part, and TGT-only text (sed, not tail | head: no SIGPIPE under pipefail).

@@ -30,6 +30,7 @@ from time import perf_counter
 from typing import IO, TYPE_CHECKING, Any, BinaryIO, Literal
 
 from nmt_cli.alignments import alignment_record, json_record, to_json_line
+from nmt_cli.copy_through import translate_protected
 from nmt_cli.errors import ConfigError
 from nmt_cli.glossary import Glossary, split_constraints
 from nmt_cli.linereader import read_batches, read_prompted
@@ -218,8 +219,6 @@ def _translate_pool(
         **opts.steering(),
     }  # fmt: skip
     if opts.protect is not None:  # copy-through places spans by attention: it keeps it
-        from nmt_cli.copy_through import translate_protected  # after nmt_cli.translate
-
         return translate_protected(translator, lines, opts.protect, line_no, **search)
     return translator.translate_lines(
         lines, first_line=line_no, with_attention=with_attention, **search
