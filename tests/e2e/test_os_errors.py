@@ -36,15 +36,6 @@ def test_a_full_disk_on_stdout_and_on_the_output_file(run_dir: Path) -> None:
 def test_folders_and_missing_paths(run_dir: Path, tmp_path: Path) -> None:
     result = nmt("translate", str(run_dir), "-i", str(tmp_path), check=False)
     assert_one_line(result, f"{tmp_path}: cannot read (Is a directory)")
-    folder = os.open(tmp_path, os.O_RDONLY)  # `nmt translate RUN < folder`
-    try:
-        result = subprocess.run(
-            [sys.executable, "-m", "nmt_cli", "translate", str(run_dir)],
-            stdin=folder, capture_output=True, text=True, timeout=300,
-        )  # fmt: skip
-    finally:
-        os.close(folder)
-    assert_one_line(result, "stdin: cannot read (Is a directory)")
     missing = tmp_path / "no" / "out.txt"
     result = nmt("translate", str(run_dir), "-o", str(missing), input="a\n", check=False)
     assert_one_line(result, f"{missing}: cannot write (No such file or directory)")
