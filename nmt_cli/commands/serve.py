@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from pathlib import Path
 from typing import Annotated, Optional
@@ -23,6 +24,7 @@ sentences would wait, 504 when not answered within --timeout. SIGTERM or Ctrl-C:
 accepting, finish the requests in flight, exit 0.
 """
 _Opt = typer.Option
+log = logging.getLogger("nmt_cli.serve")
 
 
 @app.command(help=SERVE_HELP, epilog="Example: nmt serve runs/de-en --beam 1 --port 8080")
@@ -75,5 +77,5 @@ def serve(
                 max_body_kb * 1024,
                 timeout,
             )
-        typer.echo(f"model loaded in {time.perf_counter() - started:.2f} s", err=True)
+        log.info("the model loaded in %.2f s", time.perf_counter() - started)
         run(translator, describe(translator, model, names), settings, sock)

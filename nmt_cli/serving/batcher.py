@@ -116,8 +116,8 @@ class Batcher(Generic[R]):
 
         Raises:
             QueueFull: the queue has no room for `lines` (nothing was queued).
-            RuntimeError: the batcher is stopping.
-            Exception: whatever `search` raised for these lines alone.
+            RuntimeError: the batcher is stopping, or the search failed for these lines when
+                searched alone (the error is logged).
         """
         if self._closing:
             raise RuntimeError("the server is stopping")
