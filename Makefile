@@ -9,7 +9,8 @@ TGT ?= en
 OUT ?= benchmarks/work/multi30k-$(SRC)-$(TGT)
 LESSON ?= all
 ABLATION_MINUTES ?= 8
-SERVE_MODEL ?= ../models/m30k
+# make bench-serve: the run folder that make bench-quality trains (or SERVE_MODEL=RUN)
+SERVE_MODEL ?= benchmarks/work/multi30k-de-en/run
 
 .PHONY: install test test-fast demo lessons lint format bench bench-quality bench-ablation bench-speed \
 	bench-serve bench-gpu bench-scale clean
