@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 
 from nmt_cli import rundir
-from nmt_cli.checkpoint import Checkpoint, TrainingState
+from nmt_cli.checkpoint import Checkpoint, TrainingState, metric_from_score
 from nmt_cli.checkpoint_manager import CheckpointManager
 from nmt_cli.config import Config
 from nmt_cli.corpus import EncodedSplit, Vocab
@@ -54,7 +54,9 @@ class TrainResult:
 
     def summary(self, stop_metric: str) -> str:
         """The line `nmt train` prints at the end (`stop_metric` names the best score)."""
-        best = "n/a" if self.best_score is None else f"{self.best_score:.2f}"
+        best = "n/a"
+        if self.best_score is not None:  # scores are higher-is-better: -ppl for perplexity
+            best = f"{metric_from_score(self.best_score, stop_metric):.2f}"
         per_rank = f" per rank ({self.ranks} ranks)" if self.ranks > 1 else ""
         return (
             f"steps {self.steps} ({self.stopped_because}), {self.minutes:.1f} min, "
