@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
+from nmt_cli.checkpoint import metric_from_score
 from nmt_cli.distributed import Dist
 from nmt_cli.training.state import TrainState
 from nmt_cli.training.stopping import too_few_steps
@@ -25,7 +26,9 @@ class TrainResult:
 
     def summary(self, stop_metric: str) -> str:
         """The line `nmt train` prints at the end (`stop_metric` names the best score)."""
-        best = "n/a" if self.best_score is None else f"{self.best_score:.2f}"
+        best = "n/a"
+        if self.best_score is not None:  # scores are higher-is-better: -ppl for perplexity
+            best = f"{metric_from_score(self.best_score, stop_metric):.2f}"
         per_rank = f" per rank ({self.ranks} ranks)" if self.ranks > 1 else ""
         return (
             f"steps {self.steps:,} ({self.stopped_because}), {self.minutes:.1f} min, "

@@ -300,3 +300,12 @@ def test_plateau_schedule_cuts_on_the_training_state_decisions() -> None:
     resumed = LRSchedule(optimizer, config)
     resumed.load_state_dict({**schedule.state_dict(), "best": 3.0})  # an older checkpoint
     assert resumed.state_dict() == schedule.state_dict()
+
+
+def test_the_closing_line_gives_perplexity_as_a_perplexity() -> None:
+    from nmt_cli.training.trainer import TrainResult
+
+    result = TrainResult(steps=20, best_score=-1.29, minutes=1.0, tokens_per_second=10.0,
+                         stopped_because="max_steps")  # fmt: skip
+    assert result.summary("ppl").endswith("best valid ppl 1.29")
+    assert TrainResult(20, 31.5, 1.0, 10.0, "max_steps").summary("bleu").endswith("bleu 31.50")
