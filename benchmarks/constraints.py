@@ -26,6 +26,7 @@ import re
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -82,7 +83,7 @@ def library_rounds(args: argparse.Namespace, sources: list[str], refs: list[str]
             "with_word_pieces": sum(has_word(o, w, False) for o, w in zip(out, words, strict=True)),
             "with_whole_word": sum(has_word(o, w, True) for o, w in zip(out, words, strict=True)),
             "seconds": seconds[name],
-            "median_s": statistics.median(seconds[name]),
+            "median_s": round(statistics.median(seconds[name]), 2),
         }
     result["sentences"] = len(sources)
     result["words_unseen_in_train"] = sum(counts[w] == 0 for w in words)
@@ -108,11 +109,12 @@ def nmt_translate(tree: Path, model: Path, source: Path, beam: int, out: Path) -
     return float(timing.group(1))
 
 
-def baseline_rounds(args: argparse.Namespace, source: Path) -> dict:
+def baseline_rounds(args: argparse.Namespace, sources: list[str]) -> dict:
     """Plain `nmt translate` of the baseline tree and this one, interleaved; same outputs?"""
     trees = {"baseline": args.baseline.resolve(), "this": ROOT}
-    work = args.out.parent / "constraints-work"
-    work.mkdir(exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix="constraints-"))
+    source = work / "source.de"
+    source.write_text("\n".join(sources) + "\n", encoding="utf-8")
     result: dict = {"baseline": commit(trees["baseline"]) or str(trees["baseline"])}
     for beam in (5, 1):
         seconds: dict[str, list[float]] = {name: [] for name in trees}
@@ -163,10 +165,11 @@ def main() -> None:
         "cpu": cpu_model(),
         "split": args.split,
         "rounds": args.rounds,
+        "limit": args.limit,
         "library": library_rounds(args, sources, refs),
     }
     if args.baseline:
-        result["unconstrained_speed"] = baseline_rounds(args, source)
+        result["unconstrained_speed"] = baseline_rounds(args, sources)
     args.out.write_text(json.dumps(result, indent=1) + "\n")
     print(json.dumps(result, indent=1))
     print(f"wrote {args.out}")

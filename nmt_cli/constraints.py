@@ -99,8 +99,8 @@ class LexicalConstraints:
         # or finished).
         ok = ~_repeated(columns)
         live = best_score.squeeze(2) > float("-inf")  # N x k: the beam exists
-        fallback = forced & ~self.finished & ~(complete & live).any(1)  # N
-        eos_ok = complete.gather(1, parents) | fallback.unsqueeze(1)
+        eos_anyway = forced & ~self.finished & ~(complete & live).any(1)  # N
+        eos_ok = complete.gather(1, parents) | eos_anyway.unsqueeze(1)
         ok &= (tokens != eos) | eos_ok
         proposal_ok = torch.cat([torch.ones_like(complete).unsqueeze(2).expand(-1, -1, 2), ~met], 2)
         ok[:, 2 * k :] &= proposal_ok.view(n, -1)  # the next piece of a met one is no proposal
