@@ -103,13 +103,30 @@ def test_infinity_in_metrics_is_left_out_of_the_plots(tmp_path: Path) -> None:
     assert sorted(p.name for p in written) == ["train_loss.png", "valid_bleu.png", "valid_ppl.png"]
 
 
-@pytest.mark.parametrize("missing", ["valid.ref", "valid.pt"])
-def test_a_data_folder_missing_a_file_names_it(tmp_path: Path, missing: str) -> None:
-    from nmt_cli.corpus import EncodedSplit
+@pytest.mark.parametrize(
+    ("missing", "reason"),
+    [("valid.ref", "no such file"), ("encoded/valid.src.ids", "unreadable")],
+)
+def test_a_data_folder_missing_a_file_names_it(tmp_path: Path, missing: str, reason: str) -> None:
+    import json
+
+    import numpy as np
+
+    from nmt_cli.encoded import ENCODED_DIR, FORMAT_VERSION, SplitWriter, id_dtype
     from nmt_cli.training.validator import Validator
 
-    EncodedSplit.from_ids([[4, 5, 6]], [[4, 5]]).save(tmp_path / "valid.pt")
+    dtype = id_dtype(300)
+    writer = SplitWriter(tmp_path, "valid", (dtype, dtype))
+    writer.append((np.array([4, 5, 6]), np.array([4, 5])), (np.array([3]), np.array([2])))
+    writer.close()
+    meta = {
+        "format_version": FORMAT_VERSION, "src_lang": "de", "tgt_lang": "en", "joint": True,
+        "src_spm": "spm.model", "tgt_spm": "spm.model", "splits": ["valid"],
+        "encoded": {"valid": {"pairs": 1, "src_dtype": dtype.name, "tgt_dtype": dtype.name}},
+    }  # fmt: skip
+    (tmp_path / "meta.json").write_text(json.dumps(meta), encoding="utf-8")
     (tmp_path / "valid.ref").write_text("a b\n")
+    assert ENCODED_DIR == "encoded"
     (tmp_path / missing).unlink()
-    with pytest.raises(DataError, match=rf"^{tmp_path / missing}: no such file"):
+    with pytest.raises(DataError, match=rf"^{tmp_path / missing}: {reason}"):
         Validator.load(tmp_path, None, load_config(), torch.device("cpu"), None)  # type: ignore[arg-type]
