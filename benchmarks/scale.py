@@ -90,16 +90,16 @@ def run_measured(cmd: list[str], log: Path) -> dict[str, float]:
     return {"seconds": time.perf_counter() - start, "peak_rss_mib": peak}
 
 
-def read_train_log(path: Path, started: float) -> tuple[float, float]:
-    """Seconds from `started` (epoch time) to the end of step 1, and the run's tokens/s, from
-    RUN/train.log (timestamps to the second)."""
+def read_train_log(path: Path, stdout: Path, started: float) -> tuple[float, float]:
+    """Seconds from `started` (epoch time) to the end of step 1, from RUN/train.log
+    (timestamps to the second), and the run's tokens/s from its summary on stdout."""
     text = path.read_text()
     stamp = re.search(r"^(\S+ \S+) INFO step 1 loss", text, re.M)
-    tok_s = re.findall(r"([\d.]+) target tokens/s", text)
+    tok_s = re.findall(r"([\d.,]+) target tokens/s", stdout.read_text())
     if stamp is None or not tok_s:
         raise SystemExit(f"{path}: no 'step 1' or tokens/s line")
     first = time.mktime(time.strptime(stamp.group(1), "%Y-%m-%d %H:%M:%S")) - started
-    return first, float(tok_s[-1])
+    return first, float(tok_s[-1].replace(",", ""))
 
 
 def write_synthetic(m30k: Path, out: Path, pairs: int, seed: int = 18) -> Path:
@@ -139,35 +139,22 @@ def folder_mib(folder: Path) -> float:
 def measure(name: str, m30k: Path, work: Path, args: argparse.Namespace) -> dict:
     nmt = [sys.executable, "-m", "nmt_cli"]
     pairs = SIZES[name]
-    prefix = m30k / "train" if pairs == 0 else write_synthetic(m30k, work / f"raw-{name}", pairs)
     data, run = work / f"data-{name}", work / f"run-{name}"
-    valid = write_valid(m30k, work, 100)
-    shutil.rmtree(run, ignore_errors=True)
-    print(f"[{name}] preprocess", file=sys.stderr, flush=True)
-    prep = run_measured(
-        [*nmt, "preprocess", "--src", "de", "--tgt", "en", "--train", str(prefix),
-         "--valid", str(valid), "--out", str(data), "--workers", str(args.workers)],
-        work / f"preprocess-{name}.log",
-    )  # fmt: skip
-    meta = json.loads((data / "meta.json").read_text())
-    read = int(re.search(r"\(of (\d+)\)", (data / "summary.txt").read_text()).group(1))
-    if pairs:
-        shutil.rmtree(work / f"raw-{name}")  # only the data folder is needed from here
+    result: dict = {}
+    if not (args.reuse and (data / "meta.json").exists()):
+        result = preprocess(name, pairs, m30k, work, args)
+    if args.preprocess_only:
+        return result
     print(f"[{name}] train {args.steps} steps", file=sys.stderr, flush=True)
+    shutil.rmtree(run, ignore_errors=True)
     started = time.time()
     train = run_measured(
         [*nmt, "train", str(data), "--out", str(run), "--config", str(CONFIG), "--device", "cpu",
          "--set", f"train.max_steps={args.steps}", "--set", "train.log_every=1"],
         work / f"train-{name}.log",
     )  # fmt: skip
-    first_step, tok_s = read_train_log(run / "train.log", started)
-    result = {
-        "pairs": read,
-        "pairs_kept": meta["encoded"]["train"]["pairs"],
-        "preprocess_s": round(prep["seconds"], 1),
-        "preprocess_lines_per_s": round(read / prep["seconds"]),
-        "preprocess_peak_rss_mib": round(prep["peak_rss_mib"]),
-        "data_folder_mib": round(folder_mib(data), 1),
+    first_step, tok_s = read_train_log(run / "train.log", work / f"train-{name}.out", started)
+    result |= {
         "train_first_step_s": round(first_step),
         "train_peak_rss_mib": round(train["peak_rss_mib"]),
         "train_tok_s": round(tok_s),
@@ -177,6 +164,32 @@ def measure(name: str, m30k: Path, work: Path, args: argparse.Namespace) -> dict
         shutil.rmtree(run, ignore_errors=True)
     print(f"[{name}] {result}", file=sys.stderr, flush=True)
     return result
+
+
+def preprocess(name: str, pairs: int, m30k: Path, work: Path, args: argparse.Namespace) -> dict:
+    """Builds the corpus of one size and preprocesses it into work/data-NAME, measured."""
+    prefix = m30k / "train" if pairs == 0 else write_synthetic(m30k, work / f"raw-{name}", pairs)
+    data = work / f"data-{name}"
+    valid = write_valid(m30k, work, 100)
+    print(f"[{name}] preprocess", file=sys.stderr, flush=True)
+    prep = run_measured(
+        [sys.executable, "-m", "nmt_cli", "preprocess", "--src", "de", "--tgt", "en",
+         "--train", str(prefix), "--valid", str(valid), "--out", str(data),
+         "--workers", str(args.workers)],
+        work / f"preprocess-{name}.log",
+    )  # fmt: skip
+    meta = json.loads((data / "meta.json").read_text())
+    read = int(re.search(r"\(of (\d+)\)", (data / "summary.txt").read_text()).group(1))
+    if pairs:
+        shutil.rmtree(work / f"raw-{name}")  # only the data folder is needed from here
+    return {
+        "pairs": read,
+        "pairs_kept": meta["encoded"]["train"]["pairs"],
+        "preprocess_s": round(prep["seconds"], 1),
+        "preprocess_lines_per_s": round(read / prep["seconds"]),
+        "preprocess_peak_rss_mib": round(prep["peak_rss_mib"]),
+        "data_folder_mib": round(folder_mib(data), 1),
+    }
 
 
 def check_disk(work: Path, sizes: list[str]) -> None:
@@ -207,6 +220,8 @@ def main() -> None:
     parser.add_argument("--work", type=Path, default=ROOT / "benchmarks" / "work" / "scale")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "scale.json")
     parser.add_argument("--keep", action="store_true", help="keep corpora and data folders")
+    parser.add_argument("--reuse", action="store_true", help="train on existing data folders")
+    parser.add_argument("--preprocess-only", action="store_true")
     args = parser.parse_args()
     m30k = args.data or Path(os.environ.get("MULTI30K_DIR", ROOT.parent / "shared/data/multi30k"))
     sizes = args.sizes.split(",")
@@ -236,7 +251,9 @@ def table(results: dict) -> str:
     sizes = [s for s in SIZES if s in results]
     lines = ["| | " + " | ".join(sizes) + " |", "|---" * (len(sizes) + 1) + "|"]
     for key, label in keys:
-        lines.append(f"| {label} | " + " | ".join(f"{results[s][key]:,}" for s in sizes) + " |")
+        lines.append(
+            f"| {label} | " + " | ".join(f"{results[s].get(key, '–'):,}" for s in sizes) + " |"
+        )
     return "\n".join(lines)
 
 
