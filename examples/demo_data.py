@@ -6,9 +6,9 @@ Two tasks share one corpus, so one small model must learn both:
   "twenty-first Feb 2003" -> "1998-03-03", ..., "2003-02-21";
 - addition, with every number written least significant digit first, as one adds by hand:
   "321+54" or "321 + 54" (123 + 45) -> "861" (168), operands 0..999. In this order the
-  carry travels the way the decoder writes, so a small attention model learns the task
-  exactly in a few minutes; written most significant digit first, each answer digit depends on
-  a carry from digits not yet written, and the same model stays far below exact in that time.
+  carry travels the way the decoder writes; written most significant digit first, each answer
+  digit depends on a carry from digits not yet written. (Even so, the demo's model has not been
+  seen to learn addition within its steps: see the demo section of benchmarks/README.md.)
 
 Usage:
     python examples/demo_data.py OUT_DIR [--seed 1] [--train 20000] [--valid 500] [--test 500]

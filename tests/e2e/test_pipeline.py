@@ -30,7 +30,7 @@ def test_train_writes_a_complete_run_folder(run_dir: Path) -> None:
         (10, False), (20, False), (30, False), (30, True), (40, False), (50, False),
         (60, False), (60, True),
     ]  # fmt: skip
-    assert {"train_loss", "lr", "tokens_per_s", "minutes"} == set(rows[0])
+    assert {"step", "train_loss", "lr", "tokens_per_s", "minutes"} == set(rows[0])
     assert all(isinstance(r["train_loss"], float) for r in rows)
     valid = [r for r in rows if "valid_bleu" in r]
     assert {"train_loss", "valid_ppl", "valid_bleu", "lr", "tokens_per_s", "minutes"} <= set(
