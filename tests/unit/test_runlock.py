@@ -20,8 +20,7 @@ from nmt_cli.runlock import LOCK_FILE, RunInUse, run_lock
 HOLDER = textwrap.dedent(
     """
     import sys, time
-    from nmt_cli.errors import NmtError
-from nmt_cli.runlock import run_lock
+    from nmt_cli.runlock import run_lock
     with run_lock(sys.argv[1]):
         print("locked", flush=True)
         time.sleep(60)

@@ -45,7 +45,7 @@ def test_new_corpus_is_encoded_with_the_given_tokenizer(old_data: Path, tmp_path
     old_vocab, new_vocab = Vocab.from_data_dir(old_data), Vocab.from_data_dir(new)
     assert new_vocab.src.model_bytes == old_vocab.src.model_bytes
     assert load_meta(new)["joint"] is True
-    train = EncodedSplit.load(new / "train.pt")
+    train = EncodedSplit.open(new, "train")
     assert train.pair(3)[0].tolist() == old_vocab.src.encode(NEW[3])
     # Trained on the new text alone, the tokenizer would have been another one.
     fresh = prepare(tmp_path / "new", tmp_path / "fresh-data")
