@@ -75,6 +75,10 @@ def test_unknown_precision_is_a_one_line_error(run_dir: Path) -> None:
     ]
 
 
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 class Terminal:
     """`nmt translate` with its stdin on a pseudo-terminal; stdout and stderr are pipes."""
 
@@ -85,6 +89,10 @@ class Terminal:
             stdin=slave,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
+            # As a shell starts a foreground job: Ctrl-C reaches it even when this test process
+            # inherited SIGINT as ignored (seen in full-suite runs: SIGHUP, SIGINT and SIGQUIT
+            # ignored, which the child would inherit, as a background job does).
+            preexec_fn=_default_sigint,
         )
         os.close(slave)
         self.master = master
