@@ -64,7 +64,6 @@ def read_prompted(stream: BinaryIO, prompt: IO[str], text: str = "> ") -> Iterat
     while True:
         prompt.write(text)
         prompt.flush()
-        _wait_for_input(stream)
         raw = stream.readline()
         if not raw:
             prompt.write("\n")
@@ -72,20 +71,6 @@ def read_prompted(stream: BinaryIO, prompt: IO[str], text: str = "> ") -> Iterat
             return
         line_no += 1
         yield [_decode(raw.removesuffix(b"\n"), line_no)]
-
-
-def _wait_for_input(stream: BinaryIO, tick: float = 0.2) -> None:
-    """Block until `stream` has input, handling signals at least every `tick` seconds.
-
-    A Ctrl-C that lands between the prompt and the blocking read would otherwise be noticed only
-    after the next line is entered: Python runs signal handlers between bytecodes, and a read
-    that started after the signal is not interrupted by it.
-    """
-    try:
-        while not select.select([stream], [], [], tick)[0]:
-            pass
-    except (OSError, ValueError):  # no file descriptor, or one select cannot watch
-        return
 
 
 def _can_edit(stream: BinaryIO, prompt: IO[str]) -> bool:
