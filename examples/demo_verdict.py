@@ -20,7 +20,7 @@ TASKS = ("dates", "addition")
 
 
 def task_of(source: str) -> str:
-    """`321+54` is addition, everything else a date."""
+    """`3+5 2+4 1+0` is addition, everything else a date."""
     return "addition" if "+" in source else "dates"
 
 
@@ -92,8 +92,8 @@ def main(argv: list[str] | None = None) -> int:
         p.read_text(encoding="utf-8").splitlines() for p in (args.src, args.ref, args.hyp)
     )
     verdict = judge(src, ref, hyp, args.threshold)
-    print("some translations (addition is written least significant digit first: 321+54 -> 861")
-    print("is 123 + 45 = 168):")
+    print("some translations (addition is written column by column, ones first:")
+    print("3+5 2+4 1+0 -> 861 is 123 + 45 = 168):")
     print("\n".join(samples(src, ref, hyp)))
     print(verdict.line())
     return 0 if verdict.passed else 1

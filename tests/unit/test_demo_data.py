@@ -54,8 +54,8 @@ SUFFIXED = {f"{d}{s}": d for d, s in [
     (23, "rd"), (24, "th"), (25, "th"), (26, "th"), (27, "th"), (28, "th"), (29, "th"),
     (30, "th"), (31, "st"),
 ]}  # fmt: skip
-# Numbers least significant digit first: "01" is 10, so a number never ends in 0 (but "0" is 0).
-ADDITION = re.compile(r"^(0|\d{0,2}[1-9])( \+ |\+)(0|\d{0,2}[1-9])$")
+# Column by column, ones first: "3+5 2+4 1+0" is 123 + 45, one to three columns.
+ADDITION = re.compile(r"^\d\+\d( \d\+\d){0,2}$")
 
 
 def _month(token: str) -> int:
@@ -136,9 +136,11 @@ def test_every_target_is_correct(corpus: Path) -> None:
     tgt = _read(corpus / "train.tgt") + _read(corpus / "test.tgt")
     n_dates = 0
     for s, t in zip(src, tgt, strict=True):
-        if match := ADDITION.match(s):
-            a, b = (int(match.group(i)[::-1]) for i in (1, 3))
+        if ADDITION.match(s):
+            cols = s.split()
+            a, b = (int("".join(col[i] for col in reversed(cols))) for i in (0, 2))
             assert t == str(a + b)[::-1], s
+            assert len(cols) == max(len(str(a)), len(str(b))), s  # no column of two padding 0s
         else:
             assert t == _parse_date(s).isoformat(), s
             n_dates += 1
@@ -156,9 +158,10 @@ def test_surface_forms_vary(corpus: Path) -> None:
         "day first": r"^\d{1,2} [A-Za-z]+\.? \d{4}$",
         "abbreviation with dot": r"\b[A-Z][a-z]{2}\. ",
         "lowercase month": r"\b(january|february|march|april|june|july|august)\b",
-        "addition with spaces": r"^\d+ \+ \d+$",
-        "addition without spaces": r"^\d+\+\d+$",
-        "one-digit operand": r"(^|\D)\d\+",
+        "one column": r"^\d\+\d$",
+        "three columns": r"^\d\+\d \d\+\d \d\+\d$",
+        "a shorter first operand": r" 0\+[1-9]$",
+        "a shorter second operand": r" [1-9]\+0$",
     }
     for name, pattern in patterns.items():
         assert any(re.search(pattern, s) for s in src), name
@@ -182,6 +185,14 @@ def test_day_words_for_every_tricky_day(day: int, word: str, suffixed: str) -> N
 )
 def test_numbers_are_written_least_significant_digit_first(n: int, written: str) -> None:
     assert demo_data.reversed_digits(n) == written
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "written"),
+    [(0, 0, "0+0"), (123, 45, "3+5 2+4 1+0"), (7, 120, "7+0 0+2 0+1"), (999, 1, "9+1 9+0 9+0")],
+)
+def test_additions_are_written_column_by_column(a: int, b: int, written: str) -> None:
+    assert demo_data.columns(a, b) == written
 
 
 def test_generate_is_importable_and_seeded() -> None:
