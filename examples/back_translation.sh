@@ -9,7 +9,7 @@
 # The TGT-only text is train.TGT after the first PARALLEL lines (its SRC side is unused).
 # Environment (defaults): SRC=de TGT=en VALID=val TEST=test_2016_flickr, PARALLEL=10000 pairs,
 #   MONO=10000 lines, MINUTES=10 per training, CONFIG=examples/multi30k-de-en.yaml,
-#   SAMPLE_ARGS="--sample --top-p 0.9 --seed 1", NMT="nmt" (e.g. "python -m nmt_cli").
+#   VALID_EVERY=100, SAMPLE_ARGS="--sample --top-p 0.9 --seed 1", NMT="nmt" (e.g. "python -m nmt_cli").
 # The demo data, small: python examples/demo_data.py D && SRC=src TGT=tgt VALID=valid TEST=test
 #   PARALLEL=2000 MONO=4000 MINUTES=3 CONFIG=examples/demo.yaml bash examples/back_translation.sh D
 set -euo pipefail
@@ -27,9 +27,14 @@ for f in "train.$SRC" "train.$TGT" "$VALID.$SRC" "$VALID.$TGT" "$TEST.$SRC" "$TE
   [ -f "$D/$f" ] || { echo "back_translation.sh: $D/$f not found" >&2; exit 2; }
 done
 mkdir -p "$WORK"
+if [ -n "${STEPS:-}" ]; then
+  BUDGET=(--set "train.max_steps=$STEPS" --set train.max_minutes=0)
+else
+  BUDGET=(--set "train.max_minutes=$MINUTES")
+fi
 train() {  # DATA OUT: a budgeted run; validation often enough that best.pt exists
-  "${NMT[@]}" -q train "$1" --out "$2" --config "$CONFIG" --seed 1 \
-    --set "train.max_minutes=$MINUTES" --set train.valid_every=100
+  "${NMT[@]}" -q train "$1" --out "$2" --config "$CONFIG" --seed 1 "${BUDGET[@]}" \
+    --set "train.valid_every=${VALID_EVERY:-100}"
 }
 score() {  # RUN NAME: beam-5 BLEU on the test set, one line
   "${NMT[@]}" -q translate "$1" --beam 5 --input "$D/$TEST.$SRC" --output "$WORK/$2.hyp"
