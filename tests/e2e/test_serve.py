@@ -98,7 +98,9 @@ def test_answers_equal_nmt_translate_in_request_order(
     answer = server.translate(asked)
     assert answer.status_code == 200, answer.text
     assert answer.json()["translations"] == reference  # greedy: the next test
-    assert reference[-1]["translation"] == "" and all(r["translation"] for r in reference[:-1])
+    assert reference[-1]["translation"] == ""  # the empty line
+    # ... while the tiny model writes something for (nearly) every other line
+    assert sum(bool(r["translation"]) for r in reference[:-1]) >= 0.9 * (len(reference) - 1)
 
 
 def test_concurrent_requests_are_batched_and_each_gets_its_own_answer(

@@ -41,7 +41,9 @@ def test_precisions_translate_most_lines_like_fp32(
     reference, _ = translate_json(run_dir, source)
     out, stderr = translate_json(run_dir, source, "--precision", precision)
     assert [r["line"] for r in out] == list(range(1, len(lines) + 1))
-    assert out[-1]["translation"] == "" and all(r["translation"] for r in reference[:-1])
+    assert out[-1]["translation"] == ""  # the empty line
+    # ... while the tiny model writes something for (nearly) every other line
+    assert sum(bool(r["translation"]) for r in reference[:-1]) >= 0.9 * (len(reference) - 1)
     same = [
         (r["score"], o["score"])
         for r, o in zip(reference[:-1], out[:-1], strict=True)
