@@ -8,8 +8,9 @@
 # DATA_FOLDER holds train/VALID/TEST.{SRC,TGT}; by default Multi30k de->en ($MULTI30K_DIR).
 # The TGT-only text is train.TGT after the first PARALLEL lines (its SRC side is unused).
 # Environment (defaults): SRC=de TGT=en VALID=val TEST=test_2016_flickr, PARALLEL=10000 pairs,
-#   MONO=10000 lines, MINUTES=10 per training, CONFIG=examples/multi30k-de-en.yaml,
-#   VALID_EVERY=100, SAMPLE_ARGS="--sample --top-p 0.9 --seed 1", NMT="nmt" (e.g. "python -m nmt_cli").
+#   MONO=10000 lines, MINUTES=10 per training (or STEPS=N: a step budget, the same updates
+#   however busy the machine), CONFIG=examples/multi30k-de-en.yaml, VALID_EVERY=100,
+#   SAMPLE_ARGS="--sample --top-p 0.9 --seed 1", NMT="nmt" (e.g. "python -m nmt_cli").
 # The demo data, small: python examples/demo_data.py D && SRC=src TGT=tgt VALID=valid TEST=test
 #   PARALLEL=2000 MONO=4000 MINUTES=3 CONFIG=examples/demo.yaml bash examples/back_translation.sh D
 set -euo pipefail
