@@ -280,12 +280,14 @@ class Trainer:
                 self.optimizer.param_groups[0]["lr"],
                 self.state.tokens_per_second(),
             )
+            best = {self.config.train.stop_metric: " (best)" if improved else ""}
             log.info(
-                "validation at step %d: ppl %.2f BLEU %.2f%s, %.1f s",
+                "validation at step %d: ppl %.2f%s BLEU %.2f%s, %.1f s",
                 self.state.step,
                 round(metrics.ppl, 3),
+                best.get("ppl", ""),  # the mark follows the metric that decides "best"
                 round(metrics.bleu, 2),
-                " (best)" if improved else "",
+                best.get("bleu", ""),
                 self.stop.valid_seconds or 0.0,
             )
         self._save(score)  # under torchrun, the other ranks wait for rank 0's checkpoint

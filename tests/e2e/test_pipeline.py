@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -23,7 +24,11 @@ pytestmark = pytest.mark.e2e
 
 def test_train_writes_a_complete_run_folder(run_dir: Path) -> None:
     assert (run_dir / "config.yaml").is_file() and (run_dir / "spm.model").is_file()
-    assert "validation at step 30" in (run_dir / "train.log").read_text()
+    # the first validation is the best so far; the mark follows the stop metric (BLEU here)
+    assert re.search(
+        r"validation at step 30: ppl [\d.]+ BLEU [\d.]+ \(best\)",
+        (run_dir / "train.log").read_text(),
+    )
     rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     # a training row every log_every (10) steps, a validation row after each validation
     assert [(r["step"], "valid_bleu" in r) for r in rows] == [

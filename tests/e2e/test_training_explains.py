@@ -124,3 +124,16 @@ def test_the_command_prints_one_done_line(
         result.stdout,
     )
     assert "done" not in result.stderr and "steps 4 (" not in result.stderr
+
+
+def test_the_best_mark_follows_the_stop_metric(
+    data_dir: Path, config_file: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="nmt_cli")  # as the command line sets it
+    config = load_config(
+        config_file, ["train.max_steps=2", "train.valid_every=2", "train.stop_metric=ppl"]
+    )
+    train(config, data_dir, tmp_path / "run", device="cpu")
+    log = (tmp_path / "run" / "train.log").read_text()
+    # the first validation is the best so far, by perplexity: BLEU is not what was judged
+    assert re.search(r"validation at step 2: ppl [\d.]+ \(best\) BLEU [\d.]+, ", log), log
