@@ -1,7 +1,8 @@
 """Speed benchmark on the peers' workload (../shared/BENCHMARKS.md), optionally side by side.
 
 Measures, with the real `nmt` commands as a user runs them:
-- training: steady target tokens/s (steps after the first 50) in fp32 and bf16, peak RSS;
+- training: steady target tokens/s (steps after the first 50) in fp32 and bf16, the mean
+  target tokens per step (what each step trains on), peak RSS;
 - translation of test_2016_flickr (1000 sentences, batch 64): whole-process seconds for beam 5
   and greedy, with BLEU, and peak RSS, at each --precision; speed-ups against fp32 whole
   process and of the translation alone (the seconds `nmt translate` reports on its last
@@ -12,10 +13,13 @@ Measures, with the real `nmt` commands as a user runs them:
 - fp32 translation once more with NMT_ONEDNN=0 (PyTorch's default kernels): the unoptimized
   path's BLEU, which the fast path must equal.
 With --peers it also runs OpenNMT-py's identical workload from ../shared/peers in the same
-invocation (ours and theirs alternating) and prints the ratios; --joey adds Joey NMT's
-training. This machine's speed drifts by up to a third within minutes, so `--rounds N`
-repeats the translations N times (OpenNMT-py's after ours in every round) and reports
-medians: of the times, and of the per-round ratios.
+invocation and prints the ratios; --joey adds Joey NMT's training (once: it is slow). This
+machine's speed drifts by up to a third within minutes, so `--rounds N` repeats training and
+translation N times, ours and OpenNMT-py's interleaved in every round (training: nmt fp32,
+OpenNMT-py, nmt bf16), and reports medians of the figures and the median and range of the
+per-round ratios. OpenNMT-py's figures come from its own files: elapsed seconds and peak RSS
+from the `/usr/bin/time -v` report `measure.sh` writes, tokens/s and tokens per step from its
+log, and its decoding-only seconds from `-report_time`, beside our `nmt translate`'s own.
 Writes benchmarks/results/speed.json.
 
     python benchmarks/speed.py --data ../shared/data/multi30k [--steps 300] [--peers]
@@ -43,6 +47,7 @@ import torch
 from quality import git_commit
 from torch import Tensor
 
+from nmt_cli.checkpoint import load_checkpoint
 from nmt_cli.model.onednn import matmul
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -138,8 +143,11 @@ def ours_train(data: Path, work: Path, steps: int, precision: str) -> dict[str, 
     # The validation at the last step: bf16 must learn as fp32 does after the same updates.
     metrics = [json.loads(line) for line in (run / "metrics.jsonl").open()]
     valid = [m for m in metrics if "valid_bleu" in m][-1]
+    last = load_checkpoint(run / "checkpoints" / "last.pt")
+    assert last.training is not None  # a training run's checkpoints can resume
     return {
         "tokens_per_s": round(steady_tokens_per_s(run / "train.log")),
+        "tokens_per_step": round(last.training.train_tokens / last.step),
         "peak_rss_mib": round(rss),
         "wall_s": seconds,
         "valid_bleu": valid["valid_bleu"],
@@ -191,11 +199,18 @@ PEER_SCRIPTS = ROOT.parent / "shared" / "peers"
 PEERS_OUT = Path(os.environ.get("PEERS", f"{os.environ.get('TMPDIR', '/tmp')}/nmt-peers"))
 
 
-def peers_train(toolkit: str, steps: int) -> dict[str, object]:
-    """`toolkit` (onmt or joey) trains `steps` updates with ../shared/peers/TOOLKIT/train.sh;
-    its steady target tokens/s (parse_logs.py, steps 50 on) and peak RSS."""
+def peers_prepare(toolkit: str) -> None:
+    """The venv and data of `toolkit` (onmt or joey), built by its prepare.sh if missing."""
+    subprocess.run(
+        ["bash", str(PEER_SCRIPTS / toolkit / "prepare.sh")], check=True, capture_output=True
+    )
+
+
+def peers_train(toolkit: str, steps: int) -> dict[str, float]:
+    """`toolkit` (onmt or joey, prepared) trains `steps` updates with its train.sh: its steady
+    target tokens/s and mean target tokens per step (parse_logs.py, steps 50 on), and the
+    elapsed seconds and peak RSS of the /usr/bin/time report."""
     scripts = PEER_SCRIPTS / toolkit
-    subprocess.run(["bash", str(scripts / "prepare.sh")], check=True, capture_output=True)
     subprocess.run(
         ["bash", str(scripts / "train.sh"), "steps", str(steps)], check=True, capture_output=True
     )
@@ -212,13 +227,19 @@ def peers_train(toolkit: str, steps: int) -> dict[str, object]:
         text=True,
         check=True,
     ).stdout
-    rate = re.search(r"(\d+(?:\.\d+)?) (?:target |tgt )?tok/s", parsed)
-    rss = re.search(r"peak_rss_largest_proc_MiB=(\d+)", Path(f"{prefix}.summary").read_text())
+    summary = Path(f"{prefix}.summary").read_text()
     return {
-        "tokens_per_s": float(rate.group(1)) if rate else float("nan"),
-        "peak_rss_mib": float(rss.group(1)) if rss else float("nan"),
-        "report": parsed,
+        "tokens_per_s": _number(r"(\d+(?:\.\d+)?) (?:target |tgt )?tok/s", parsed),
+        "tokens_per_step": _number(r"mean tgt tokens/step: (\d+)", parsed),
+        "wall_s": _number(r"wall_s=([\d.]+)", summary),
+        "peak_rss_mib": _number(r"peak_rss_largest_proc_MiB=(\d+)", summary),
     }
+
+
+def _number(pattern: str, text: str) -> float:
+    """The first group of `pattern` in a peer's report, as a number (NaN when it is absent)."""
+    found = re.search(pattern, text)
+    return float(found.group(1)) if found else float("nan")
 
 
 def peers_translate(data: Path) -> dict[str, dict[str, float]] | None:
@@ -242,8 +263,12 @@ def peers_translate(data: Path) -> dict[str, dict[str, float]] | None:
         tag = PEERS_OUT / "logs" / f"onmt_translate_test_2016_flickr_{name}"
         summary = Path(f"{tag}.summary").read_text()
         table[name] = {
-            "seconds": float(re.search(r"wall_s=([\d.]+)", summary).group(1)),  # type: ignore[union-attr]
-            "peak_rss_mib": float(re.search(r"largest_proc_MiB=(\d+)", summary).group(1)),  # type: ignore[union-attr]
+            "seconds": _number(r"wall_s=([\d.]+)", summary),
+            # -report_time: from the model loaded to the last sentence translated
+            "translate_s": _number(
+                r"Total translation time \(s\): ([\d.]+)", Path(f"{tag}.log").read_text()
+            ),
+            "peak_rss_mib": _number(r"largest_proc_MiB=(\d+)", summary),
             "bleu": float(Path(f"{tag}.bleu").read_text().split()[-1]),
         }
     return table
@@ -302,12 +327,71 @@ def translate_rounds(
                 [f["translate_s"] / r["translate_s"] for f, r in zip(fp32, rows, strict=True)]
             )
         if theirs:
-            entry["of_onmt"] = median(
-                [r["seconds"] / t["seconds"] for r, t in zip(rows, theirs[name], strict=True)]
+            pairs = list(zip(rows, theirs[name], strict=True))
+            entry["of_onmt"] = median([r["seconds"] / t["seconds"] for r, t in pairs])
+            entry["decode_of_onmt"] = median(
+                [r["translate_s"] / t["translate_s"] for r, t in pairs]
             )
         table[key] = entry
-    peer_table = {key: summarize(rows) for key, rows in theirs.items()}
+    peer_table = {}
+    for key, rows in theirs.items():
+        peer_table[key] = summarize(rows)
+        peer_table[key]["translate_s"] = median([r["translate_s"] for r in rows])
     return table, peer_table or None
+
+
+def train_rounds(
+    data: Path, work: Path, steps: int, rounds: int, peers: bool, joey: bool
+) -> dict[str, object]:
+    """`rounds` rounds of training, each nmt fp32, then OpenNMT-py (with `peers`), then nmt bf16;
+    Joey NMT once, in the first round.
+
+    Returns per toolkit and precision ("fp32", "bf16", "onmt_fp32", "joey_fp32") the median
+    tokens/s with every round's, and the rest of the last round's figures (peak RSS: the
+    largest); with peers, "of_onmt": for fp32 and bf16, the per-round ratios of our tokens/s to
+    OpenNMT-py's, their median and range.
+    """
+    runs: dict[str, list[dict[str, float]]] = {}
+    for round_no in range(1, rounds + 1):
+        order = ["fp32", *(["onmt_fp32"] if peers else []), "bf16"]
+        order += ["joey_fp32"] if joey and round_no == 1 else []
+        for key in order:
+            if key.endswith("_fp32"):
+                row = peers_train(key.split("_")[0], steps)
+            else:
+                row = ours_train(data, work, steps, key)
+            runs.setdefault(key, []).append(row)
+            print(
+                f"round {round_no} training {key}: {row['tokens_per_s']:,.0f} target tok/s, "
+                f"{row['tokens_per_step']:,.0f} target tokens/step, "
+                f"peak {row['peak_rss_mib']:,.0f} MiB",
+                file=sys.stderr,
+                flush=True,
+            )
+    train: dict[str, object] = {}
+    for key, rows in runs.items():
+        train[key] = {
+            **rows[-1],
+            "tokens_per_s": median([r["tokens_per_s"] for r in rows]),
+            "tokens_per_s_by_round": [r["tokens_per_s"] for r in rows],
+            "peak_rss_mib": max(r["peak_rss_mib"] for r in rows),
+        }
+    if peers:
+        theirs = runs["onmt_fp32"]
+        ratios = {}
+        for key in ("fp32", "bf16"):
+            by_round = [
+                round(r["tokens_per_s"] / t["tokens_per_s"], 3)
+                for r, t in zip(runs[key], theirs, strict=True)
+            ]
+            ratios[key] = {
+                "median": median(by_round),
+                "min": min(by_round),
+                "max": max(by_round),
+                "by_round": by_round,
+            }
+        train["of_onmt"] = ratios
+    return train
 
 
 def summarize(rows: list[dict[str, float]]) -> dict[str, object]:
@@ -354,7 +438,8 @@ def main() -> None:
         "--rounds",
         type=int,
         default=1,
-        help="translation rounds (ours, then OpenNMT-py's, in each); medians are reported",
+        help="rounds of training and translation, ours and OpenNMT-py's interleaved in each; "
+        "medians are reported",
     )
     parser.add_argument(
         "--translate-only",
@@ -406,13 +491,9 @@ def main() -> None:
         path = ROOT / "benchmarks" / "results" / "speed-translate.json"
         path.write_text(json.dumps(results, indent=2, default=str) + "\n")
         return
-    train: dict[str, object] = {}
-    train["fp32"] = ours_train(data, work, args.steps, "fp32")
-    if args.peers:
-        train["onmt_fp32"] = peers_train("onmt", args.steps)
-    train["bf16"] = ours_train(data, work, args.steps, "bf16")
-    if args.joey:
-        train["joey_fp32"] = peers_train("joey", args.steps)
+    for toolkit in ["onmt"] * args.peers + ["joey"] * args.joey:
+        peers_prepare(toolkit)
+    train = train_rounds(data, work, args.steps, args.rounds, args.peers, args.joey)
     for key in ("fp32", "bf16"):
         rate = train[key]["tokens_per_s"]  # type: ignore[index]
         peak = results["matmul_gflops"][key]  # type: ignore[index]
@@ -431,12 +512,25 @@ def main() -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(results, indent=2, default=str) + "\n")
     print(json.dumps(results, indent=2, default=str))
-    for key, peer in (("onmt_fp32", "OpenNMT-py"), ("joey_fp32", "Joey NMT")):
+    for key in ("fp32", "bf16", "onmt_fp32", "joey_fp32"):
         if key in train:
-            theirs = train[key]["tokens_per_s"]  # type: ignore[index]
-            fp32 = train["fp32"]["tokens_per_s"] / theirs  # type: ignore[index]
-            bf16 = train["bf16"]["tokens_per_s"] / theirs  # type: ignore[index]
-            print(f"training tokens/s vs {peer} fp32: ours fp32 x{fp32:.2f}, bf16 x{bf16:.2f}")
+            row = train[key]  # type: ignore[index]
+            print(
+                f"training {key}: {row['tokens_per_s']:,.0f} target tok/s (median of "
+                f"{len(row['tokens_per_s_by_round'])}), {row['tokens_per_step']:,.0f} target "
+                f"tokens/step, peak {row['peak_rss_mib']:,.0f} MiB"
+            )
+    if "of_onmt" in train:
+        for key, ratio in train["of_onmt"].items():  # type: ignore[attr-defined]
+            spread = f"range {ratio['min']:.2f}-{ratio['max']:.2f}"
+            print(
+                f"training tokens/s, ours {key} of OpenNMT-py fp32: x{ratio['median']:.2f} "
+                f"({spread} over {len(ratio['by_round'])} rounds)"
+            )
+    if "joey_fp32" in train:
+        joey = train["joey_fp32"]["tokens_per_s"]  # type: ignore[index]
+        fp32 = train["fp32"]["tokens_per_s"] / joey  # type: ignore[index]
+        print(f"training tokens/s vs Joey NMT fp32 (one round): ours fp32 x{fp32:.2f}")
     print_translate_table(results)
     fp32_bleu, bf16_bleu = (train[k]["valid_bleu"] for k in ("fp32", "bf16"))  # type: ignore[index]
     print(f"valid BLEU after {args.steps} steps: fp32 {fp32_bleu}, bf16 {bf16_bleu}")
@@ -455,8 +549,9 @@ def print_translate_table(results: dict[str, object]) -> None:
         if "of_onmt" in row:
             peer = theirs[key.split("_")[0]]  # type: ignore[index]
             line += (
-                f"; OpenNMT-py {peer['seconds']:.1f} s, BLEU {peer['bleu']:.2f}: "
-                f"x{row['of_onmt']:.2f} of its time"
+                f"; OpenNMT-py {peer['seconds']:.1f} s (translating {peer['translate_s']:.2f} s), "
+                f"BLEU {peer['bleu']:.2f}: x{row['of_onmt']:.2f} of its time "
+                f"(translation alone x{row['decode_of_onmt']:.2f})"
             )
         print(line)
 
