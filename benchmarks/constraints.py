@@ -157,6 +157,7 @@ def main() -> None:
         "--out", type=Path, default=ROOT / "benchmarks" / "results" / "constraints.json"
     )
     args = parser.parse_args()
+    args.model = args.model.resolve()  # the baseline's `nmt translate` runs in its own tree
     source = args.data / f"{args.split}.de"
     sources = source.read_text(encoding="utf-8").splitlines()[: args.limit]
     refs = (args.data / f"{args.split}.en").read_text(encoding="utf-8").splitlines()[: args.limit]
