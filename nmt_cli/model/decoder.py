@@ -20,6 +20,7 @@ from nmt_cli.model.attention import Attention
 from nmt_cli.model.dropout import Dropout
 from nmt_cli.model.encoder import RNNState
 from nmt_cli.model.kernels import Cell, StepKernels, pass_kernels
+from nmt_cli.model.step_memory import pass_attention
 from nmt_cli.special_ids import PAD_ID
 
 # One entry per name in `names.CELLS`.
@@ -125,7 +126,7 @@ class Decoder(nn.Module):
             the attentional vector N x O (after dropout), the new state, and the
             attention weights N x S (None for `attention: none`).
         """
-        return self._step(embedded, state, StepKernels(list(self.cells), self.out))
+        return self._step(embedded, state, StepKernels(list(self.cells), self.out, self.attention))
 
     def _step(
         self, embedded: Tensor, state: DecoderState, kernels: StepKernels
@@ -142,14 +143,14 @@ class Decoder(nn.Module):
         if self.input_feeding:
             inputs.append(state.feed)
         if self.attend_before:  # Bahdanau: query with the previous top hidden state
-            context, attention = self.attention(
+            context, attention = kernels.attention(
                 state.hidden[0][-1], state.keys, state.memory, state.mask
             )
             inputs.append(context)
         hidden = self._recur(torch.cat(inputs, dim=-1), state.hidden, kernels.cells)
         top = hidden[0][-1]  # N x Hd
         if not self.attend_before:
-            context, attention = self.attention(top, state.keys, state.memory, state.mask)
+            context, attention = kernels.attention(top, state.keys, state.memory, state.mask)
         attentional = self.dropout(torch.tanh(kernels.out(torch.cat([top, context], dim=-1))))
         return attentional, replace(state, hidden=hidden, feed=attentional), attention  # N x O
 
@@ -196,9 +197,14 @@ class Decoder(nn.Module):
         # Without sampling every input is known: one embedding call for all steps.
         embedded = self.embedding(tgt_in) if sampling_prob == 0.0 else None  # B x T x E
         kernels = (
-            pass_kernels(self.cell_kind, self.cells, self.out)
+            pass_kernels(
+                self.cell_kind,
+                self.cells,
+                self.out,
+                pass_attention(self.attention, state.keys, state.memory),
+            )
             if self.per_pass_weights and torch.is_grad_enabled()
-            else StepKernels(list(self.cells), self.out)
+            else StepKernels(list(self.cells), self.out, self.attention)
         )
         # unbind, not embedded[:, t]: its backward stacks all steps' gradients at once instead
         # of writing each step's gradient into a fresh B x T x E zero tensor.

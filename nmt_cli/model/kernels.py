@@ -5,8 +5,9 @@ and validation use the modules themselves (nn.LSTMCell / nn.Linear, or the packe
 copies `precision.py` swapped in when the model was moved to its precision). A teacher-forced
 pass with gradients uses per-pass weights instead (`pass_kernels`): the same computation, with
 one weight-gradient matmul per sequence instead of one per step (`step_weight.py`), packed for
-oneDNN on the CPU. The decoder makes this choice once, at the start of the pass; its step
-function never sees it as an argument.
+oneDNN on the CPU, and for the dot and general attentions one gradient bmm per sequence for
+the keys and encoder states (`step_memory.py`). The decoder makes this choice once, at the
+start of the pass; its step function never sees it as an argument.
 """
 
 from __future__ import annotations
@@ -26,6 +27,11 @@ from nmt_cli.model.step_weight import StepWeight
 Cell = Callable[..., Any]
 
 
+# An attention with the interface of `Attention.forward`: (query, keys, memory, mask) ->
+# (context, weights).
+Attend = Callable[[Tensor, Tensor, Tensor, Tensor], tuple[Tensor, Tensor | None]]
+
+
 @dataclass(frozen=True)
 class StepKernels:
     """The matmul-bearing parts of one decoder step.
@@ -33,10 +39,12 @@ class StepKernels:
     Attributes:
         cells: per layer, the cell to run (see `Cell`).
         out: the attentional output layer, N x (Hd + He) -> N x O.
+        attention: the attention to run (see `Attend`).
     """
 
     cells: Sequence[Cell]
     out: Callable[[Tensor], Tensor]
+    attention: Attend
 
 
 class PassCell:
@@ -59,15 +67,16 @@ class PassCell:
         return new if self.kind == "lstm" else new[0]
 
 
-def pass_kernels(kind: str, cells: nn.ModuleList, out: nn.Linear) -> StepKernels:
+def pass_kernels(kind: str, cells: nn.ModuleList, out: nn.Linear, attention: Attend) -> StepKernels:
     """The kernels of one teacher-forced pass with gradients (built once per batch).
 
     Args:
         kind: the cell kind, lstm, gru or rnn. GRU cells stay the modules: their candidate
             gate needs W_hh h apart.
         cells: the decoder's cells; out: its attentional output layer.
+        attention: the pass's attention (`step_memory.pass_attention`).
     """
     if kind == "gru":
-        return StepKernels(cells=list(cells), out=StepWeight(out.weight))
+        return StepKernels(cells=list(cells), out=StepWeight(out.weight), attention=attention)
     pass_cells = [PassCell(kind, cell) for cell in cast("list[nn.RNNCellBase]", list(cells))]
-    return StepKernels(cells=pass_cells, out=StepWeight(out.weight))
+    return StepKernels(cells=pass_cells, out=StepWeight(out.weight), attention=attention)
