@@ -19,22 +19,18 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import sys
 import time
 from collections.abc import Callable
-from contextlib import nullcontext
 from pathlib import Path
-from typing import Any
 
 import torch
+from profile_train import PEER_WORKLOAD, training_setup
 
-from nmt_cli.config import load_config
-from nmt_cli.corpus import EncodedSplit, load_meta
-from nmt_cli.data import TrainBatches
+from nmt_cli.data import Batch
+from nmt_cli.errors import NmtError
 from nmt_cli.loss import generator_loss
-from nmt_cli.model import build_model, decoder, gates, init_weights, kernels, step_memory
-from nmt_cli.tokenizer import Tokenizer
-
-ROOT = Path(__file__).resolve().parents[1]
+from nmt_cli.model import decoder, gates, kernels, step_memory
 
 
 def lever_settings(lever: str) -> dict[str, Callable[[], None]]:
@@ -51,6 +47,18 @@ def lever_settings(lever: str) -> dict[str, Callable[[], None]]:
     }
 
 
+def at_least(low: int) -> Callable[[str], int]:
+    """An argparse type: an integer >= `low`."""
+
+    def parse(text: str) -> int:
+        value = int(text)
+        if value < low:
+            raise argparse.ArgumentTypeError(f"must be at least {low}")
+        return value
+
+    return parse
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -58,30 +66,18 @@ def main() -> None:
     parser.add_argument("data", type=Path)
     parser.add_argument("--lever", choices=["attention", "gates"], required=True)
     parser.add_argument("--precision", choices=["fp32", "bf16"], default="fp32")
-    parser.add_argument("--batches", type=int, default=20)
-    parser.add_argument("--rounds", type=int, default=4)
+    parser.add_argument("--batches", type=at_least(4), default=20, help="3 warm up (>= 4)")
+    parser.add_argument("--rounds", type=at_least(1), default=4)
     args = parser.parse_args()
-    config = load_config(
-        ROOT / "benchmarks" / "configs" / "peer-workload.yaml",
-        [f"train.precision={args.precision}"],
-    )
-    meta = load_meta(args.data)
-    src_vocab = Tokenizer.load(args.data / meta["src_spm"]).vocab_size
-    tgt_vocab = Tokenizer.load(args.data / meta["tgt_spm"]).vocab_size
-    torch.manual_seed(1)
-    model = build_model(config.model, src_vocab, tgt_vocab, meta["joint"])
-    init_weights(model, 0.1)
-    model.train()
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3, fused=True)
-    stream = iter(
-        TrainBatches(EncodedSplit.open(args.data, "train"), config.train.batch_tokens, 100, 1)
-    )
+    try:
+        model, optimizer, stream, autocast = training_setup(
+            args.data, PEER_WORKLOAD, args.precision
+        )
+    except NmtError as e:
+        sys.exit(f"levers.py: {e}")
     batches = [next(stream) for _ in range(args.batches)]
-    autocast: Any = (
-        torch.autocast("cpu", dtype=torch.bfloat16) if args.precision == "bf16" else nullcontext()
-    )
 
-    def train_step(batch: Any) -> None:
+    def train_step(batch: Batch) -> None:
         with autocast:
             state = model.encode(batch.src, batch.src_mask, batch.src_lengths)
             outputs, _ = model.decoder(batch.tgt_in, state)

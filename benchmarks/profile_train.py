@@ -11,21 +11,48 @@ of torch.profiler.
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from collections import defaultdict
-from contextlib import nullcontext
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 
 import torch
 
 from nmt_cli.config import load_config
 from nmt_cli.corpus import EncodedSplit, load_meta
-from nmt_cli.data import TrainBatches
+from nmt_cli.data import Batch, TrainBatches
+from nmt_cli.errors import NmtError
 from nmt_cli.loss import generator_loss
-from nmt_cli.model import build_model, init_weights
+from nmt_cli.model import Seq2Seq, build_model, init_weights
 from nmt_cli.tokenizer import Tokenizer
 
 ROOT = Path(__file__).resolve().parents[1]
+PEER_WORKLOAD = ROOT / "benchmarks" / "configs" / "peer-workload.yaml"
+
+
+def training_setup(
+    data: Path, config_path: Path, precision: str
+) -> tuple[Seq2Seq, torch.optim.Optimizer, Iterator[Batch], AbstractContextManager[object]]:
+    """A freshly initialized model of `config_path` for `data` (seed 1), its Adam optimizer,
+    the endless stream of training batches, and the precision's autocast context."""
+    config = load_config(config_path, [f"train.precision={precision}"])
+    meta = load_meta(data)
+    src_vocab = Tokenizer.load(data / meta["src_spm"]).vocab_size
+    tgt_vocab = Tokenizer.load(data / meta["tgt_spm"]).vocab_size
+    torch.manual_seed(1)
+    model = build_model(config.model, src_vocab, tgt_vocab, meta["joint"])
+    init_weights(model, 0.1)
+    model.train()
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3, fused=True)
+    batches = iter(
+        TrainBatches(EncodedSplit.open(data, "train"), config.train.batch_tokens, 100, 1)
+    )
+    autocast: AbstractContextManager[object] = (
+        torch.autocast("cpu", dtype=torch.bfloat16) if precision == "bf16" else nullcontext()
+    )
+    return model, optimizer, batches, autocast
 
 
 def main() -> None:
@@ -35,25 +62,13 @@ def main() -> None:
     parser.add_argument("data", type=Path)
     parser.add_argument("--steps", type=int, default=40)
     parser.add_argument("--precision", default="fp32")
-    parser.add_argument(
-        "--config", type=Path, default=ROOT / "benchmarks" / "configs" / "peer-workload.yaml"
-    )
+    parser.add_argument("--config", type=Path, default=PEER_WORKLOAD)
     parser.add_argument("--ops", action="store_true", help="also print torch.profiler's top ops")
     args = parser.parse_args()
-    config = load_config(args.config, [f"train.precision={args.precision}"])
-    meta = load_meta(args.data)
-    src_vocab = Tokenizer.load(args.data / meta["src_spm"]).vocab_size
-    tgt_vocab = Tokenizer.load(args.data / meta["tgt_spm"]).vocab_size
-    torch.manual_seed(1)
-    model = build_model(config.model, src_vocab, tgt_vocab, meta["joint"])
-    init_weights(model, 0.1)
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3, fused=True)
-    batches = iter(
-        TrainBatches(EncodedSplit.open(args.data, "train"), config.train.batch_tokens, 100, 1)
-    )
-    autocast = (
-        torch.autocast("cpu", dtype=torch.bfloat16) if args.precision == "bf16" else nullcontext()
-    )
+    try:
+        model, optimizer, batches, autocast = training_setup(args.data, args.config, args.precision)
+    except NmtError as e:
+        sys.exit(f"profile_train.py: {e}")
     phases: dict[str, float] = defaultdict(float)
     tokens = 0
 
@@ -88,7 +103,6 @@ def main() -> None:
             ):
                 phases[name] += seconds
 
-    model.train()
     for _ in range(5):
         step(False)
     profiler = (
