@@ -16,6 +16,7 @@ import torch
 from torch import Tensor
 
 from nmt_cli.model.attention import Attention, DotAttention, masked_softmax
+from nmt_cli.model.step_weight import DeferredGradient
 
 Pairs = list[tuple[Tensor, Tensor]]  # per step: (B x G x S, B x G x H), summed as A^T B
 
@@ -31,7 +32,7 @@ class StepMemory:
         kind = x.device.type
         dtype = torch.get_autocast_dtype(kind) if torch.is_autocast_enabled(kind) else x.dtype
         self.pairs: Pairs = []
-        self.tensor = _Gather.apply(x.to(dtype), self.pairs)
+        self.tensor = DeferredGradient.apply(x.to(dtype), self.pairs, _memory_gradient)
 
     def scores(self, query: Tensor) -> Tensor:
         """query B x G x H -> B x G x S: query x^T."""
@@ -68,28 +69,16 @@ def pass_attention(attention: Attention, keys: Tensor, memory: Tensor) -> Any:
     return attention
 
 
-class _Gather(torch.autograd.Function):
-    """Identity; its backward (after all steps') is the one gradient bmm."""
-
-    @staticmethod
-    def forward(ctx: Any, x: Tensor, pairs: Pairs) -> Tensor:
-        ctx.pairs = pairs
-        ctx.set_materialize_grads(False)  # the steps return no gradient for x
-        return x.view_as(x)
-
-    @staticmethod
-    def backward(ctx: Any, _: Tensor | None) -> tuple[Tensor | None, None]:
-        pairs: Pairs = ctx.pairs
-        if not pairs:
-            return None, None
-        left = torch.cat([a for a, _ in pairs], dim=1)  # B x (steps * G) x S
-        right = torch.cat([b for _, b in pairs], dim=1)  # B x (steps * G) x H
-        pairs.clear()
-        return torch.bmm(left.transpose(1, 2), right), None
+def _memory_gradient(pairs: Pairs) -> Tensor:
+    """The sum over steps of A^T B, as one bmm: B x S x H."""
+    left = torch.cat([a for a, _ in pairs], dim=1)  # B x (steps * G) x S
+    right = torch.cat([b for _, b in pairs], dim=1)  # B x (steps * G) x H
+    return torch.bmm(left.transpose(1, 2), right)
 
 
 class _Scores(torch.autograd.Function):
-    """query x^T; the backward returns the query's gradient and leaves x's to `_Gather`."""
+    """query x^T; the backward returns the query's gradient and leaves x's to
+    `DeferredGradient`."""
 
     @staticmethod
     def forward(ctx: Any, query: Tensor, x: Tensor, pairs: Pairs) -> Tensor:
@@ -106,7 +95,8 @@ class _Scores(torch.autograd.Function):
 
 
 class _Context(torch.autograd.Function):
-    """weights x; the backward returns the weights' gradient and leaves x's to `_Gather`."""
+    """weights x; the backward returns the weights' gradient and leaves x's to
+    `DeferredGradient`."""
 
     @staticmethod
     def forward(ctx: Any, weights: Tensor, x: Tensor, pairs: Pairs) -> Tensor:

@@ -15,6 +15,7 @@ weights, once per teacher-forced pass.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -34,7 +35,11 @@ class StepWeight:
     def __init__(self, weight: Tensor) -> None:
         self.pairs: Pairs = []
         self.deferred = torch.is_grad_enabled() and weight.requires_grad
-        self.weight = _Gather.apply(weight, self.pairs) if self.deferred else weight
+        self.weight = (
+            DeferredGradient.apply(weight, self.pairs, _weight_gradient)
+            if self.deferred
+            else weight
+        )
         self.packed = _pack_both(weight) if self.deferred else None
 
     def __call__(self, x: Tensor) -> Tensor:
@@ -58,28 +63,41 @@ def _pack_both(weight: Tensor) -> Packed | None:
     return pack(w), pack(w.t())
 
 
-class _Gather(torch.autograd.Function):
-    """Identity on the weight; its backward (after all steps') is the one gradient matmul."""
+class DeferredGradient(torch.autograd.Function):
+    """Identity on a tensor that every step of a sequence multiplies with.
+
+    `DeferredGradient.apply(x, pairs, total)`: the steps' backwards return no gradient for x
+    and append their two factors to `pairs`; this node's backward, which autograd reaches
+    after all of theirs, returns `total(pairs)`, the whole gradient in one product (here for
+    a weight, in `step_memory.py` for the encoder states).
+    """
 
     @staticmethod
-    def forward(ctx: Any, weight: Tensor, pairs: Pairs) -> Tensor:
-        ctx.pairs, ctx.dtype = pairs, weight.dtype
-        ctx.set_materialize_grads(False)  # every step returns no weight gradient
-        return weight.view_as(weight)
+    def forward(ctx: Any, x: Tensor, pairs: Pairs, total: Callable[[Pairs], Tensor]) -> Tensor:
+        ctx.pairs, ctx.total, ctx.dtype = pairs, total, x.dtype
+        ctx.set_materialize_grads(False)  # every step returns no gradient for x
+        return x.view_as(x)
 
     @staticmethod
-    def backward(ctx: Any, _: Tensor | None) -> tuple[Tensor | None, None]:
+    def backward(ctx: Any, _: Tensor | None) -> tuple[Tensor | None, None, None]:
         pairs: Pairs = ctx.pairs
         if not pairs:
-            return None, None
-        inputs = torch.cat([x for x, _ in pairs])  # (steps * N) x in
-        grads = torch.cat([g for _, g in pairs])  # (steps * N) x out
+            return None, None, None
+        grad = ctx.total(pairs)
         pairs.clear()
-        return matmul(grads.t(), inputs.to(grads.dtype)).to(ctx.dtype), None
+        return grad.to(ctx.dtype), None, None
+
+
+def _weight_gradient(pairs: Pairs) -> Tensor:
+    """The sum over steps of grad^T x, as one matmul: out x in."""
+    inputs = torch.cat([x for x, _ in pairs])  # (steps * N) x in
+    grads = torch.cat([g for _, g in pairs])  # (steps * N) x out
+    return matmul(grads.t(), inputs.to(grads.dtype))
 
 
 class _StepMatmul(torch.autograd.Function):
-    """x W^T whose backward returns the input gradient and leaves the weight's to `_Gather`."""
+    """x W^T whose backward returns the input gradient and leaves the weight's to
+    `DeferredGradient`."""
 
     @staticmethod
     def forward(ctx: Any, x: Tensor, weight: Tensor, pairs: Pairs, packed: Packed | None) -> Tensor:
