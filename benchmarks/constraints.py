@@ -32,7 +32,9 @@ from pathlib import Path
 
 from ab import commit, cpu_model
 
+from nmt_cli.errors import NmtError
 from nmt_cli.evaluate import score_corpus
+from nmt_cli.textio import check_not_input
 from nmt_cli.translate import Translator
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -158,9 +160,11 @@ def main() -> None:
     )
     args = parser.parse_args()
     args.model = args.model.resolve()  # the baseline's `nmt translate` runs in its own tree
-    source = args.data / f"{args.split}.de"
+    source, ref = args.data / f"{args.split}.de", args.data / f"{args.split}.en"
+    inputs = [source, ref, args.data / "train.en", args.model, args.model / "best.pt"]
+    check_not_input(args.out, inputs)  # the report is written at the end: refuse it now
     sources = source.read_text(encoding="utf-8").splitlines()[: args.limit]
-    refs = (args.data / f"{args.split}.en").read_text(encoding="utf-8").splitlines()[: args.limit]
+    refs = ref.read_text(encoding="utf-8").splitlines()[: args.limit]
     result = {
         "commit": commit(ROOT),
         "cpu": cpu_model(),
@@ -177,4 +181,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except NmtError as e:  # a missing model, an input given as --out: one line
+        sys.exit(f"constraints.py: {e}")
