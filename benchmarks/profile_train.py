@@ -26,6 +26,7 @@ from nmt_cli.data import Batch, TrainBatches
 from nmt_cli.errors import NmtError
 from nmt_cli.loss import generator_loss
 from nmt_cli.model import Seq2Seq, build_model, init_weights
+from nmt_cli.runtime import keep_freed_memory
 from nmt_cli.tokenizer import Tokenizer
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -36,7 +37,9 @@ def training_setup(
     data: Path, config_path: Path, precision: str
 ) -> tuple[Seq2Seq, torch.optim.Optimizer, Iterator[Batch], AbstractContextManager[object]]:
     """A freshly initialized model of `config_path` for `data` (seed 1), its Adam optimizer,
-    the endless stream of training batches, and the precision's autocast context."""
+    the endless stream of training batches, and the precision's autocast context.
+    Memory is kept as `nmt train` keeps it (`keep_freed_memory`)."""
+    keep_freed_memory()
     config = load_config(config_path, [f"train.precision={precision}"])
     meta = load_meta(data)
     src_vocab = Tokenizer.load(data / meta["src_spm"]).vocab_size

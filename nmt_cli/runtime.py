@@ -8,7 +8,7 @@ import. Their measured effect is in benchmarks/README.md.
   model loading.
 - `keep_freed_memory()`: glibc's malloc keeps freed tensor memory for reuse instead of
   returning it to the OS. Used by `Translator.load` and `translate_stream`, so a script that
-  translates gets the same memory behaviour as `nmt translate`.
+  translates gets the same memory behaviour as `nmt translate`, and by `nmt_cli.train.train`.
 - `cap_kernel_caches()`: bounds oneDNN's and ideep's compiled-kernel caches. Used by
   `nmt train` before training starts.
 - `log_to_console(quiet)`: log messages go to stderr through tqdm. Used by every command.
@@ -87,9 +87,10 @@ def keep_freed_memory() -> bool:
     """Keep freed tensor memory in the process instead of handing it back to the OS.
 
     Decoding allocates and frees a few buffers of 5-20 MB per step (logits, log-probs, beam
-    candidates). glibc's malloc serves blocks that size with mmap, or from the top of the heap
-    and trims the heap once 2x that size is free, so each step's fresh buffers would fault their
-    pages in again, zeroed by the kernel. With a fixed mmap threshold above those sizes and a
+    candidates); a training step, tens of them (the loss's logits chunks, weight gradients).
+    glibc's malloc serves blocks that size with mmap, or from the top of the heap and trims
+    the heap once 2x that size is free, so each step's fresh buffers would fault their pages
+    in again, zeroed by the kernel. With a fixed mmap threshold above those sizes and a
     high trim threshold they are reused from the heap. Results are unchanged. Idempotent.
 
     Returns:

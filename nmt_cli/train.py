@@ -14,6 +14,7 @@ from nmt_cli.device import resolve_device
 from nmt_cli.distributed import process_group
 from nmt_cli.errors import ConfigError, TrainingInterrupted
 from nmt_cli.runlock import run_lock
+from nmt_cli.runtime import keep_freed_memory
 from nmt_cli.training.init_from import InitFrom
 from nmt_cli.training.result import TrainResult
 from nmt_cli.training.trainer import Trainer
@@ -64,6 +65,7 @@ def train(
         if resume:
             raise ConfigError("--init-from starts a new run; continue one with --resume alone")
         init.check(config, Path(data_dir))
+    keep_freed_memory()  # each step's loss and gradient buffers are reused, not faulted in again
     with (
         process_group(resolve_device(device)) as dist,
         run_lock(Path(run_dir), dist is None or dist.is_main),
