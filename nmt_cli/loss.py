@@ -89,8 +89,8 @@ class _GeneratorLoss(torch.autograd.Function):
         w = weight if dtype is None else weight.to(dtype)
         total = torch.zeros((), dtype=torch.float32, device=hidden.device)
         grad_hidden = torch.empty_like(hidden) if want_grad else None
-        grad_weight_t = (  # O x V, transposed at the end
-            weight.new_zeros(weight.t().shape, dtype=torch.float32) if want_grad else None
+        grad_weight = (  # V x O, the parameter's own layout: no transposing copy at the end
+            torch.zeros_like(weight, dtype=torch.float32) if want_grad else None
         )
         grad_bias = (
             torch.zeros_like(bias, dtype=torch.float32) if want_grad and bias is not None else None
@@ -108,20 +108,23 @@ class _GeneratorLoss(torch.autograd.Function):
                 mean = log_probs.mean(1, True)
                 loss = -(1 - smoothing) * log_probs.gather(1, y) - smoothing * mean
                 total += (loss * real).sum()
-                if grad_hidden is None or grad_weight_t is None:
+                if grad_hidden is None or grad_weight is None:
                     continue  # no gradient wanted
                 dz = log_probs.exp_()  # softmax, in place
                 dz.scatter_add_(1, y, torch.full_like(real, smoothing - 1))
                 dz.sub_(smoothing / vocab).mul_(real)
                 dz_w = dz.to(w.dtype)
-                # h^T dz, not dz^T h: transposing the small h is cheap, the N' x V dz is not
-                grad_weight_t += matmul(h.t(), dz_w).float()
+                # dz^T h through the BLAS, which reads the transposed dz in place; in fp32 it
+                # adds into the gradient as it goes (addmm_'s beta = 1: no extra pass)
+                if w.dtype == torch.float32:
+                    grad_weight.addmm_(dz_w.t(), h)
+                else:
+                    grad_weight += torch.mm(dz_w.t(), h)
                 if grad_bias is not None:
                     grad_bias += dz.sum(0)
                 grad_hidden[start : start + rows] = matmul(dz_w, w)
         if want_grad:
-            assert grad_weight_t is not None
-            ctx.save_for_backward(grad_hidden, grad_weight_t.t(), grad_bias)
+            ctx.save_for_backward(grad_hidden, grad_weight, grad_bias)
             ctx.weight_dtype = weight.dtype
         return total
 

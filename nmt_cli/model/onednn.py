@@ -7,8 +7,9 @@ differ from the BLAS only in summation order (~1e-6 relative). bf16 goes the sam
 
 - Inference: `pack_for_inference` swaps a model's nn.Linear and nn.LSTMCell modules for packed
   copies, one reorder per weight when a model is moved to its precision.
-- Training: `matmul` for the big products of the loss and the weight gradients, and `pack`
-  once per batch for the decoder's per-step weights (`step_weight.py`).
+- Training: `matmul` for the loss's logits and input gradient, and `pack` once per batch for
+  the decoder's per-step weights (`step_weight.py`). Weight gradients, products with a
+  transposed factor, stay with torch.mm: oneDNN would copy that factor to transpose it first.
 
 `NMT_ONEDNN=0` in the environment keeps PyTorch's default kernels (for A/B comparisons). It is
 read once, when this module is first imported, into `ENABLED`: set it before starting Python.
