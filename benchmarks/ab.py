@@ -73,6 +73,8 @@ def translate_speed(tree: Path, model: Path, source: Path, beam: int) -> dict[st
         str(model),
         "--beam",
         str(beam),
+        "--precision",
+        "fp32",  # what every tree compared can run (auto came later)
         "--batch-size",
         "64",
         "--input",

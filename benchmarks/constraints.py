@@ -96,7 +96,16 @@ def library_rounds(args: argparse.Namespace, sources: list[str], refs: list[str]
 def nmt_translate(tree: Path, model: Path, source: Path, beam: int, out: Path) -> float:
     """`nmt translate` with the tree's own package; the translating seconds it reports."""
     env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
-    args = ["translate", str(model), "--beam", str(beam), "--batch-size", "64"]
+    args = [
+        "translate",
+        str(model),
+        "--beam",
+        str(beam),
+        "--precision",
+        "fp32",
+        "--batch-size",
+        "64",
+    ]
     result = subprocess.run(
         [sys.executable, "-m", "nmt_cli", *args, "--input", str(source), "--output", str(out)],
         cwd=tree,

@@ -156,7 +156,13 @@ def demo(tree: Path, work: Path, steps: int) -> dict:
     )
     lines = (text / "test.src").read_text(encoding="utf-8")
     record["translations"] = translations(
-        tree, run, lines, {"fp32-beam5": ["--beam", "5"], "fp32-greedy": ["--beam", "1"]}
+        tree,
+        run,
+        lines,
+        {
+            "fp32-beam5": ["--beam", "5", "--precision", "fp32"],
+            "fp32-greedy": ["--beam", "1", "--precision", "fp32"],
+        },
     )
     return record
 
@@ -201,8 +207,8 @@ def peers(tree: Path, work: Path, multi30k: Path, steps: int, lines: int) -> dic
         work / "m30k-fp32",
         source,
         {
-            "fp32-beam5": ["--beam", "5"],
-            "fp32-greedy": ["--beam", "1"],
+            "fp32-beam5": ["--beam", "5", "--precision", "fp32"],
+            "fp32-greedy": ["--beam", "1", "--precision", "fp32"],
             "bf16-beam5": ["--beam", "5", "--precision", "bf16"],
             "int8-beam5": ["--beam", "5", "--precision", "int8"],
         },

@@ -133,6 +133,8 @@ def main() -> None:
             str(run),
             "--beam",
             str(args.beam),
+            "--precision",
+            "fp32",  # the model as trained, on every host
             "--input",
             str(args.data / f"{test}.{src}"),
             "--output",

@@ -86,7 +86,7 @@ def measure(args: argparse.Namespace, lines: int, long_line: int) -> dict[str, A
             model = [str(eos_first_copy(args.model, args.checkpoint, Path(tmp)))]
         command = [
             sys.executable, "-m", "nmt_cli", "-q", "translate", *model,
-            "--beam", str(args.beam), "-i", str(source), "-o", str(output),
+            "--beam", str(args.beam), "--precision", "fp32", "-i", str(source), "-o", str(output),
         ]  # fmt: skip
         started = time.perf_counter()
         proc = subprocess.Popen(command, cwd=args.tree, stderr=subprocess.PIPE, text=True)

@@ -1,6 +1,7 @@
 """Inference precision: fp32 (the reference), bf16, or dynamic int8, chosen when a model loads.
 
-- fp32: the model as trained; the default and the reference the others are measured against.
+- fp32: the model as trained; the Python API's default and the reference the others are
+  measured against.
   On the CPU its Linear and LSTMCell weights are packed for oneDNN (`model/onednn.py`): the
   same fp32 arithmetic, faster matmuls than the BLAS.
 - bf16 on the CPU: the weights are cast to bfloat16, so the LSTM and every Linear run in bf16.
@@ -20,6 +21,10 @@ At every precision the decoder step's log-softmax, and all the search adds up, s
 (`Seq2Seq.decode_step` casts the logits); attention weights come back as fp32 (bf16-rounded
 under bf16 with additive attention). With int8 the activation scale is per batch, so a
 sentence's translation can depend on the other sentences in its batch.
+
+`auto`, the command line's default (`nmt translate`, `nmt serve`), is bf16 where the CPU has
+native bf16 and fp32 elsewhere (`resolve_precision`). `nmt score` keeps fp32: its scores are
+the reference's.
 
 The inference kernels are chosen here, once, when a model is moved to its precision: the
 packed or quantized modules replace the float ones, and each attention learns its step dtype
@@ -45,11 +50,15 @@ M = TypeVar("M", bound=nn.Module)
 
 log = logging.getLogger(__name__)
 
+# The inference precision chosen by the machine: see `resolve_precision`.
+AUTO = "auto"
+
 
 def check_precision(precision: str, device: torch.device) -> None:
     """Raise ConfigError for an unknown precision or one the device cannot run."""
-    if precision not in PRECISIONS:
-        raise ConfigError(f"--precision: unknown {precision!r}; valid: {', '.join(PRECISIONS)}")
+    if precision not in (AUTO, *PRECISIONS):
+        valid = ", ".join((AUTO, *PRECISIONS))
+        raise ConfigError(f"--precision: unknown {precision!r}; valid: {valid}")
     if precision == "int8" and device.type != "cpu":
         raise ConfigError(
             f"--precision int8 runs on the CPU only (dynamic quantization); on {device.type} "
@@ -57,12 +66,24 @@ def check_precision(precision: str, device: torch.device) -> None:
         )
 
 
+def resolve_precision(precision: str, device: torch.device) -> str:
+    """The precision `auto` stands for on `device`; any other name is returned as it is.
+
+    `auto` is bf16 on a CPU with native bf16 (AVX512-BF16 or AMX), where translation is
+    faster at the same BLEU (beam 5 x1.17 on an AMD EPYC, x1.67 on a Xeon with AMX, BLEU
+    within 0.1: benchmarks/README.md), and fp32 elsewhere (older CPUs, CUDA).
+    """
+    if precision != AUTO:
+        return precision
+    return "bf16" if device.type == "cpu" and _cpu_has_native_bf16() else "fp32"
+
+
 def apply_precision(model: M, precision: str, device: torch.device) -> M:
     """Convert an eval-mode model on `device` for inference at `precision`, in place.
 
     Args:
         model: a Seq2Seq or an Ensemble of them, already on `device`.
-        precision: fp32, bf16 or int8.
+        precision: fp32, bf16 or int8 (`resolve_precision` turns auto into one of them).
         device: where it runs.
 
     Returns:

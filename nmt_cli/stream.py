@@ -246,8 +246,9 @@ def format_record(line: int, hypotheses: Sequence[Translation], options: StreamO
     )
 
 
-def log_speed(stats: StreamStats, loading_seconds: float) -> None:
-    """Log the closing line `nmt translate` prints (at INFO, as fairseq-generate prints one)."""
+def log_speed(stats: StreamStats, loading_seconds: float, precision: str) -> None:
+    """Log the closing line `nmt translate` prints (at INFO, as fairseq-generate prints one),
+    with the precision the model ran at (`auto` chooses per machine)."""
     rates = ""
     if stats.lines and stats.seconds > 0:
         rates = (
@@ -255,11 +256,12 @@ def log_speed(stats: StreamStats, loading_seconds: float) -> None:
             f"{stats.pieces / stats.seconds:,.0f} pieces/s"
         )
     log.info(
-        "translated %s line%s (%s target pieces) in %.2f s%s; the model loaded in %.2f s",
+        "translated %s line%s (%s target pieces) in %.2f s%s; the model loaded in %.2f s (%s)",
         f"{stats.lines:,}",
         "" if stats.lines == 1 else "s",
         f"{stats.pieces:,}",
         stats.seconds,
         rates,
         loading_seconds,
+        precision,
     )

@@ -25,7 +25,7 @@ from nmt_cli.errors import NmtError, out_of_memory
 from nmt_cli.loading import load_models
 from nmt_cli.model import Seq2Seq
 from nmt_cli.passthrough import carry_spans, describe, lost_characters, unknown_spans
-from nmt_cli.precision import apply_precision, check_precision, search_context
+from nmt_cli.precision import apply_precision, check_precision, resolve_precision, search_context
 from nmt_cli.runtime import keep_freed_memory
 from nmt_cli.sampling import Sampling
 from nmt_cli.search import Hypothesis
@@ -83,7 +83,9 @@ class Translator:
         device: torch.device,
         precision: str = "fp32",
     ) -> None:
-        """`model` must be on `device`; `precision` (fp32|bf16|int8) converts it in place."""
+        """`model` must be on `device`; `precision` (fp32|bf16|int8, or auto: see
+        `resolve_precision`) converts it in place. `self.precision` names the one chosen."""
+        precision = resolve_precision(precision, device)
         self.model = apply_precision(model.eval(), precision, device)
         self.config, self.device, self.precision = config, device, precision
         self.src_tok, self.tgt_tok = src_tok, tgt_tok
@@ -101,7 +103,7 @@ class Translator:
 
         Several checkpoints (e.g. ["best", "avg.pt"]) make an ensemble: their next-token
         probabilities are averaged at every step. They must share one vocabulary.
-        `precision` is fp32, bf16 or int8 (see nmt_cli.precision).
+        `precision` is fp32, bf16, int8 or auto (see nmt_cli.precision).
         """
         keep_freed_memory()  # before loading, as `nmt translate` does
         target = resolve_device(device)

@@ -49,7 +49,9 @@ def serve(
     max_body_kb: Annotated[int, _Opt(help="Request body size in KiB (then 413).")] = 1024,
     timeout: Annotated[float, _Opt(help="Seconds a request may take (then 504).")] = 60.0,
     device: Annotated[str, _Opt(help="cpu, auto, cuda or cuda:N.")] = "cpu",
-    precision: Annotated[str, _Opt(help="fp32, bf16 or int8 (see nmt translate --help).")] = "fp32",
+    precision: Annotated[
+        str, _Opt(help="auto, fp32, bf16 or int8 (see nmt translate --help).")
+    ] = "auto",
 ) -> None:
     """See SERVE_HELP (`nmt serve --help`)."""
     with user_errors():
@@ -77,5 +79,7 @@ def serve(
                 max_body_kb * 1024,
                 timeout,
             )
-        log.info("the model loaded in %.2f s", time.perf_counter() - started)
+        log.info(
+            "the model loaded in %.2f s (%s)", time.perf_counter() - started, translator.precision
+        )
         run(translator, describe(translator, model, names), settings, sock)

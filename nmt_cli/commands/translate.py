@@ -139,8 +139,9 @@ _ProtectRegex = Annotated[
 _Precision = Annotated[
     str,
     typer.Option(
-        help="fp32 (the model as trained), bf16 (CPU with native bf16, or CUDA) or int8 "
-        "(dynamic quantization, CPU only): faster, BLEU within a few tenths."
+        help="auto (bf16 on a CPU with native bf16, AVX512-BF16 or AMX; fp32 otherwise), "
+        "fp32 (the model as trained), bf16 (CPU with native bf16, or CUDA) or int8 "
+        "(dynamic quantization, CPU only): bf16 and int8 are faster, BLEU within a few tenths."
     ),
 ]
 
@@ -160,7 +161,7 @@ def translate(
     alignments: _Alignments = None,
     json_: _Json = False,
     with_attention: _WithAttention = False,
-    precision: _Precision = "fp32",
+    precision: _Precision = "auto",
     constraints: _Constraints = False,
     glossary: _Glossary = None,
     no_repeat_ngram: _NoRepeat = None,
@@ -241,4 +242,4 @@ def _run(
         if bar is not None:
             bar.close()  # before the closing line
         if not interactive:
-            log_speed(stats, loading)
+            log_speed(stats, loading, translator.precision)

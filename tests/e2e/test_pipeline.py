@@ -204,7 +204,7 @@ def test_mixed_checkpoint_ensemble_decodes_the_mean_of_its_members(
     lines = ["3+4", "March 3, 1998", *(corpus / "test.src").read_text().splitlines()[:12]]
     out = nmt(
         "translate", str(run_dir), "--checkpoint", "step-30.pt", "--checkpoint", "last",
-        "--beam", "1", "--json", input="\n".join(lines) + "\n",
+        "--beam", "1", "--precision", "fp32", "--json", input="\n".join(lines) + "\n",
     ).stdout.splitlines()  # fmt: skip
     early, late = Translator.load(run_dir, "step-30.pt"), Translator.load(run_dir, "last")
     decode = early.config.decode

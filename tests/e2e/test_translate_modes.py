@@ -14,6 +14,9 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
+
+from nmt_cli.precision import resolve_precision
 
 from .conftest import nmt
 
@@ -38,7 +41,7 @@ def test_precisions_translate_most_lines_like_fp32(
 ) -> None:
     lines = [*(corpus / "test.src").read_text().splitlines(), ""]
     source = "\n".join(lines) + "\n"
-    reference, _ = translate_json(run_dir, source)
+    reference, _ = translate_json(run_dir, source, "--precision", "fp32")
     out, stderr = translate_json(run_dir, source, "--precision", precision)
     assert [r["line"] for r in out] == list(range(1, len(lines) + 1))
     assert out[-1]["translation"] == ""  # the empty line
@@ -62,18 +65,27 @@ def test_the_last_stderr_line_reports_what_was_translated_and_how_fast(run_dir: 
     assert pieces > 0
     assert re.fullmatch(
         rf"translated 4 lines \({pieces:,} target pieces\) in \d+\.\d\d s: [\d,.]+ lines/s, "
-        r"[\d,]+ pieces/s; the model loaded in \d+\.\d\d s",
+        r"[\d,]+ pieces/s; the model loaded in \d+\.\d\d s \((fp32|bf16)\)",
         result.stderr.strip().splitlines()[-1],
     )
     quiet = nmt("-q", "translate", str(run_dir), input="3+4\n")
     assert quiet.stdout.count("\n") == 1 and "translated" not in quiet.stderr
 
 
+def test_the_default_precision_is_the_one_this_machine_runs_fastest(run_dir: Path) -> None:
+    chosen = resolve_precision("auto", torch.device("cpu"))
+    source = "3+4\nMarch 3, 1998\n12 + 7\n"
+    default, stderr = translate_json(run_dir, source)
+    explicit, _ = translate_json(run_dir, source, "--precision", chosen)
+    assert default == explicit
+    assert stderr.strip().splitlines()[-1].endswith(f"s ({chosen})")
+
+
 def test_unknown_precision_is_a_one_line_error(run_dir: Path) -> None:
     result = nmt("translate", str(run_dir), "--precision", "fp16", input="3+4\n", check=False)
     assert result.returncode != 0
     assert result.stderr.strip().splitlines() == [
-        "nmt: error: --precision: unknown 'fp16'; valid: fp32, bf16, int8"
+        "nmt: error: --precision: unknown 'fp16'; valid: auto, fp32, bf16, int8"
     ]
 
 

@@ -10,6 +10,7 @@ import pytest
 import torch
 from torch import nn
 
+from nmt_cli import precision
 from nmt_cli.config import Config, DecodeConfig, ModelConfig
 from nmt_cli.data import make_source_batch
 from nmt_cli.ensemble import Ensemble
@@ -17,7 +18,7 @@ from nmt_cli.errors import ConfigError
 from nmt_cli.linereader import read_prompted
 from nmt_cli.model import Seq2Seq, build_model, init_weights, onednn
 from nmt_cli.model.onednn import PackedLinear, PackedLSTMCell, available, pack_for_inference
-from nmt_cli.precision import apply_precision, check_precision
+from nmt_cli.precision import apply_precision, check_precision, resolve_precision
 from nmt_cli.search import beam_search
 from nmt_cli.tokenizer import BOS_ID, Tokenizer, train_sentencepiece
 from nmt_cli.translate import Translator
@@ -63,11 +64,23 @@ def case_id(changes: dict) -> str:
 
 
 def test_unknown_precision_and_int8_off_the_cpu_are_config_errors() -> None:
-    with pytest.raises(ConfigError, match="valid: fp32, bf16, int8"):
+    with pytest.raises(ConfigError, match="valid: auto, fp32, bf16, int8"):
         check_precision("fp16", CPU)
     with pytest.raises(ConfigError, match="CPU only"):
         check_precision("int8", torch.device("cuda"))
     check_precision("bf16", torch.device("cuda"))
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_auto_is_bf16_on_a_cpu_with_native_bf16_and_fp32_elsewhere(
+    native: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(precision, "_cpu_has_native_bf16", lambda: native)
+    assert resolve_precision("auto", CPU) == ("bf16" if native else "fp32")
+    assert resolve_precision("auto", torch.device("cuda")) == "fp32"
+    for name in ("fp32", "bf16", "int8"):
+        assert resolve_precision(name, CPU) == name
+    assert translator(0, "auto").precision == ("bf16" if native else "fp32")
 
 
 @pytest.mark.parametrize("changes", CASES, ids=case_id)
