@@ -20,7 +20,7 @@ OpenNMT-py, nmt bf16), and reports medians of the figures and the median and ran
 per-round ratios. OpenNMT-py's figures come from its own files: elapsed seconds and peak RSS
 from the `/usr/bin/time -v` report `measure.sh` writes, tokens/s and tokens per step from its
 log, and its decoding-only seconds from `-report_time`, beside our `nmt translate`'s own.
-Writes benchmarks/results/speed.json.
+Writes benchmarks/results/speed.json (or --out), with the CPU's model name.
 
     python benchmarks/speed.py --data ../shared/data/multi30k [--steps 300] [--peers]
     python benchmarks/speed.py --translate-only --model RUN --precision fp32,bf16,int8 [--peers]
@@ -103,6 +103,19 @@ def matmul_gflops(
     for _ in range(repeat):
         kernel(a, b)
     return 2 * n**3 * repeat / (time.perf_counter() - start) / 1e9
+
+
+def cpu_model() -> str:
+    """lscpu's model name and the CPU's native bf16 features: the figures depend on both."""
+    try:
+        out = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    name = re.search(r"Model name:\s*(.+)", out)
+    flags = re.search(r"Flags:\s*(.+)", out)
+    have = flags.group(1).split() if flags else []
+    native = [f for f in ("avx512_bf16", "amx_bf16") if f in have] or ["no native bf16"]
+    return f"{name.group(1).strip() if name else 'unknown'} ({', '.join(native)})"
 
 
 def bleu(hyp_text: str, ref: Path, work: Path, name: str) -> float:
@@ -440,6 +453,11 @@ def main() -> None:
         "medians are reported",
     )
     parser.add_argument(
+        "--out",
+        type=Path,
+        help="results file (default: results/speed.json, or speed-translate.json)",
+    )
+    parser.add_argument(
         "--translate-only",
         action="store_true",
         help="skip training (needs --model); results go to results/speed-translate.json",
@@ -472,6 +490,7 @@ def main() -> None:
         )
     results: dict[str, object] = {
         "commit": git_commit(),
+        "cpu": cpu_model(),
         "steps": args.steps,
     }
     # FLOP utilization is measured against oneDNN's rate (the kernels nmt runs on).
@@ -486,7 +505,7 @@ def main() -> None:
             args.model, args.data, work, precisions, args.rounds, args.peers
         )
         print_translate_table(results)
-        path = ROOT / "benchmarks" / "results" / "speed-translate.json"
+        path = args.out or ROOT / "benchmarks" / "results" / "speed-translate.json"
         path.write_text(json.dumps(results, indent=2, default=str) + "\n")
         return
     for toolkit in ["onmt"] * args.peers + ["joey"] * args.joey:
@@ -506,7 +525,7 @@ def main() -> None:
     seconds, _, _ = timed(nmt_cmd("translate", str(model)), stdin=four)
     results["latency_4_lines_s"] = seconds
 
-    path = ROOT / "benchmarks" / "results" / "speed.json"
+    path = args.out or ROOT / "benchmarks" / "results" / "speed.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(results, indent=2, default=str) + "\n")
     print(json.dumps(results, indent=2, default=str))
