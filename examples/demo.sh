@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The whole pipeline on a synthetic task generated here, offline: data -> preprocess ->
-# train (a fixed 1,500 steps: about 4 minutes on 2 idle CPU cores) -> translate held-out
+# train (a fixed 2,000 steps: about 6 minutes on 2 idle CPU cores) -> translate held-out
 # examples -> scores -> a one-line verdict. Exits 1 when the model fell short of 95 % exact
 # match on either task (see examples/demo_verdict.py).
 # Usage: bash examples/demo.sh [WORK_DIR=demo]   (expects `nmt` on PATH; `make demo` does that)
