@@ -75,7 +75,7 @@ def resolve_precision(precision: str, device: torch.device) -> str:
     """
     if precision != AUTO:
         return precision
-    return "bf16" if device.type == "cpu" and _cpu_has_native_bf16() else "fp32"
+    return "bf16" if device.type == "cpu" and _cpu_has_native_bf16(unknown=False) else "fp32"
 
 
 def apply_precision(model: M, precision: str, device: torch.device) -> M:
@@ -116,9 +116,13 @@ def search_context(precision: str, device: torch.device) -> AbstractContextManag
     return nullcontext()
 
 
-def _cpu_has_native_bf16() -> bool:
-    cpu: Any = torch.cpu  # private probes; assume yes if a torch release drops them
+def _cpu_has_native_bf16(unknown: bool = True) -> bool:
+    """Whether the CPU has AVX512-BF16 or AMX; `unknown` where torch lacks the (private)
+    probes: yes for the warning (no false alarm), no for `auto` (never a slow default)."""
+    cpu: Any = torch.cpu
     probes = [
         getattr(cpu, name, None) for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
     ]
-    return any(probe is None or probe() for probe in probes)
+    if any(probe() for probe in probes if probe is not None):
+        return True
+    return unknown if None in probes else False

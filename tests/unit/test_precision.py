@@ -75,12 +75,22 @@ def test_unknown_precision_and_int8_off_the_cpu_are_config_errors() -> None:
 def test_auto_is_bf16_on_a_cpu_with_native_bf16_and_fp32_elsewhere(
     native: bool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(precision, "_cpu_has_native_bf16", lambda: native)
+    monkeypatch.setattr(precision, "_cpu_has_native_bf16", lambda unknown=True: native)
     assert resolve_precision("auto", CPU) == ("bf16" if native else "fp32")
     assert resolve_precision("auto", torch.device("cuda")) == "fp32"
     for name in ("fp32", "bf16", "int8"):
         assert resolve_precision(name, CPU) == name
     assert translator(0, "auto").precision == ("bf16" if native else "fp32")
+
+
+def test_auto_keeps_fp32_where_torch_cannot_tell_the_cpus_bf16(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False, raising=False)
+    monkeypatch.delattr(torch.cpu, "_is_amx_tile_supported", raising=False)
+    assert resolve_precision("auto", CPU) == "fp32"
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: True, raising=False)
+    assert resolve_precision("auto", CPU) == "bf16"
 
 
 @pytest.mark.parametrize("changes", CASES, ids=case_id)
