@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -42,6 +43,19 @@ def git_commit() -> str:
         return out.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
     except OSError:
         return "unknown"
+
+
+def cpu_model() -> str:
+    """lscpu's model name and the CPU's native bf16 features: the figures depend on both."""
+    try:
+        out = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    name = re.search(r"Model name:\s*(.+)", out)
+    flags = re.search(r"Flags:\s*(.+)", out)
+    have = flags.group(1).split() if flags else []
+    native = [f for f in ("avx512_bf16", "amx_bf16") if f in have] or ["no native bf16"]
+    return f"{name.group(1).strip() if name else 'unknown'} ({', '.join(native)})"
 
 
 def main() -> None:
@@ -112,6 +126,7 @@ def main() -> None:
     results: dict[str, object] = {
         "pair": f"{src}-{tgt}",
         "commit": git_commit(),
+        "cpu": cpu_model(),
         "config": str(
             args.config.relative_to(ROOT) if args.config.is_relative_to(ROOT) else args.config
         ),

@@ -44,7 +44,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import torch
-from quality import git_commit
+from quality import cpu_model, git_commit
 from torch import Tensor
 
 from nmt_cli.checkpoint import load_checkpoint
@@ -103,19 +103,6 @@ def matmul_gflops(
     for _ in range(repeat):
         kernel(a, b)
     return 2 * n**3 * repeat / (time.perf_counter() - start) / 1e9
-
-
-def cpu_model() -> str:
-    """lscpu's model name and the CPU's native bf16 features: the figures depend on both."""
-    try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-    name = re.search(r"Model name:\s*(.+)", out)
-    flags = re.search(r"Flags:\s*(.+)", out)
-    have = flags.group(1).split() if flags else []
-    native = [f for f in ("avx512_bf16", "amx_bf16") if f in have] or ["no native bf16"]
-    return f"{name.group(1).strip() if name else 'unknown'} ({', '.join(native)})"
 
 
 def bleu(hyp_text: str, ref: Path, work: Path, name: str) -> float:
