@@ -114,12 +114,12 @@ class _GeneratorLoss(torch.autograd.Function):
                 dz.scatter_add_(1, y, torch.full_like(real, smoothing - 1))
                 dz.sub_(smoothing / vocab).mul_(real)
                 dz_w = dz.to(w.dtype)
-                # dz^T h through the BLAS, which reads the transposed dz in place; in fp32 it
-                # adds into the gradient as it goes (addmm_'s beta = 1: no extra pass)
+                # dz^T h, in the parameter's layout; in fp32 added in as it is computed
+                # (addmm_'s beta = 1: no extra pass over the V x O gradient)
                 if w.dtype == torch.float32:
                     grad_weight.addmm_(dz_w.t(), h)
                 else:
-                    grad_weight += torch.mm(dz_w.t(), h)
+                    grad_weight += matmul(dz_w.t(), h)
                 if grad_bias is not None:
                     grad_bias += dz.sum(0)
                 grad_hidden[start : start + rows] = matmul(dz_w, w)

@@ -7,9 +7,9 @@ differ from the BLAS only in summation order (~1e-6 relative). bf16 goes the sam
 
 - Inference: `pack_for_inference` swaps a model's nn.Linear and nn.LSTMCell modules for packed
   copies, one reorder per weight when a model is moved to its precision.
-- Training: `matmul` for the loss's logits and input gradient, and `pack` once per batch for
-  the decoder's per-step weights (`step_weight.py`). Weight gradients, products with a
-  transposed factor, stay with torch.mm: oneDNN would copy that factor to transpose it first.
+- Training: `matmul` for the big products of the loss and the weight gradients (those with a
+  transposed left factor go to the BLAS, see `matmul`), and `pack` once per batch for the
+  decoder's per-step weights (`step_weight.py`).
 
 `NMT_ONEDNN=0` in the environment keeps PyTorch's default kernels (for A/B comparisons). It is
 read once, when this module is first imported, into `ENABLED`: set it before starting Python.
@@ -58,8 +58,10 @@ def _ops_present() -> bool:
 
 
 def matmul(a: Tensor, b: Tensor) -> Tensor:
-    """a @ b for a: M x K and b: K x N of one dtype, through oneDNN where `available`."""
-    if available(a.device, a.dtype):
+    """a @ b for a: M x K and b: K x N of one dtype, through oneDNN where `available` and `a`
+    is contiguous. A transposed `a` (a weight gradient's xᵀ) goes to torch.mm: the BLAS reads
+    it in place, where oneDNN would first copy it (a slow transposing copy)."""
+    if available(a.device, a.dtype) and a.is_contiguous():
         return torch.ops.mkldnn._linear_pointwise(a, b.t(), None, "none", [], "")
     return a @ b
 

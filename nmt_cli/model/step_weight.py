@@ -21,7 +21,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from nmt_cli.model.onednn import available, pack, packed_linear
+from nmt_cli.model.onednn import available, matmul, pack, packed_linear
 
 Pairs = list[tuple[Tensor, Tensor]]  # per step: (input N x in, output gradient N x out)
 
@@ -92,9 +92,7 @@ def _weight_gradient(pairs: Pairs) -> Tensor:
     """The sum over steps of grad^T x, as one matmul: out x in."""
     inputs = torch.cat([x for x, _ in pairs])  # (steps * N) x in
     grads = torch.cat([g for _, g in pairs])  # (steps * N) x out
-    # torch.mm, not oneDNN's `matmul`: the BLAS reads the transposed grads in place, where
-    # oneDNN would first copy them (out x steps * N, a slow transposing copy)
-    return torch.mm(grads.t(), inputs.to(grads.dtype))
+    return matmul(grads.t(), inputs.to(grads.dtype))
 
 
 class _StepMatmul(torch.autograd.Function):
