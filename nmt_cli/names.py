@@ -13,3 +13,6 @@ BRIDGES = ("linear", "copy", "zero")
 # others only.
 PRECISIONS = ("fp32", "bf16", "int8")
 TRAINING_PRECISIONS = tuple(p for p in PRECISIONS if p != "int8")
+# What `--precision` accepts: auto, the machine's choice (`precision.resolve_precision`), first.
+AUTO_PRECISION = "auto"
+INFERENCE_PRECISIONS = (AUTO_PRECISION, *PRECISIONS)

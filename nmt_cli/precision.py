@@ -44,20 +44,17 @@ from torch import nn
 from nmt_cli.errors import ConfigError
 from nmt_cli.model.attention import Attention
 from nmt_cli.model.onednn import pack_for_inference
-from nmt_cli.names import PRECISIONS
+from nmt_cli.names import AUTO_PRECISION, INFERENCE_PRECISIONS
 
 M = TypeVar("M", bound=nn.Module)
 
 log = logging.getLogger(__name__)
 
-# The inference precision chosen by the machine: see `resolve_precision`.
-AUTO = "auto"
-
 
 def check_precision(precision: str, device: torch.device) -> None:
     """Raise ConfigError for an unknown precision or one the device cannot run."""
-    if precision not in (AUTO, *PRECISIONS):
-        valid = ", ".join((AUTO, *PRECISIONS))
+    if precision not in INFERENCE_PRECISIONS:
+        valid = ", ".join(INFERENCE_PRECISIONS)
         raise ConfigError(f"--precision: unknown {precision!r}; valid: {valid}")
     if precision == "int8" and device.type != "cpu":
         raise ConfigError(
@@ -73,7 +70,7 @@ def resolve_precision(precision: str, device: torch.device) -> str:
     faster at the same BLEU (beam 5 x1.17 on an AMD EPYC, x1.67 on a Xeon with AMX, BLEU
     within 0.1: benchmarks/README.md), and fp32 elsewhere (older CPUs, CUDA).
     """
-    if precision != AUTO:
+    if precision != AUTO_PRECISION:
         return precision
     return "bf16" if device.type == "cpu" and _cpu_has_native_bf16(unknown=False) else "fp32"
 
