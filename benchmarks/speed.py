@@ -452,6 +452,9 @@ def main() -> None:
     args = parser.parse_args()
     if args.translate_only and not args.model:
         parser.error("--translate-only needs --model")
+    for given in (args.data, args.model):
+        if args.out and given and args.out.resolve().is_relative_to(given.resolve()):
+            parser.error(f"--out {args.out} is inside the input {given}: write it elsewhere")
     precisions = ["fp32"] + [p for p in args.precision.split(",") if p and p != "fp32"]
     work, data = args.work, args.work / "data"
     work.mkdir(parents=True, exist_ok=True)
