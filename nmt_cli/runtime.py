@@ -13,7 +13,8 @@ import. Their measured effect is in benchmarks/README.md.
   `nmt train` before training starts.
 - `log_to_console(quiet)`: log messages go to stderr through tqdm. Used by every command.
 - `exit_now()`: ends the process without the interpreter's teardown. Used by `nmt translate`
-  once all its output is written and closed.
+  once all its output is written and closed, and by each rank of a training job (the reason
+  is in `commands/train.py`).
 """
 
 from __future__ import annotations

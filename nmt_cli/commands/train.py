@@ -61,7 +61,7 @@ def train(
 
     Also runs as one rank of a torchrun job: torchrun --nproc-per-node N -m nmt_cli train ...
     """
-    from nmt_cli.runtime import cap_kernel_caches
+    from nmt_cli.runtime import cap_kernel_caches, exit_now
 
     cap_kernel_caches()  # before torch builds its first kernel
     with user_errors():
@@ -80,6 +80,12 @@ def train(
             launch(nproc, sys.argv[1:], out)
             return
         result = run(cfg, data, out, device=device, resume=resume, init=init)
-        if result.rank != 0:  # rank 0 reports for the job
-            return
-        print(result.summary(cfg.train.stop_metric))
+        if result.rank == 0:  # rank 0 reports for the job
+            print(result.summary(cfg.train.stop_metric))
+        if result.ranks > 1:
+            # A rank of a job ends without the interpreter's teardown. Once DDP has wrapped a
+            # model, torch keeps the gloo group's worker threads alive past
+            # destroy_process_group; a worker that lets go of the last collective's tensors
+            # while the interpreter shuts down needs the GIL, and the rank dies of SIGABRT
+            # ("terminate called without an active exception", about 1 run in 40 here).
+            exit_now()
