@@ -83,9 +83,4 @@ def train(
         if result.rank == 0:  # rank 0 reports for the job
             print(result.summary(cfg.train.stop_metric))
         if result.ranks > 1:
-            # A rank of a job ends without the interpreter's teardown. Once DDP has wrapped a
-            # model, torch keeps the gloo group's worker threads alive past
-            # destroy_process_group; a worker that lets go of the last collective's tensors
-            # while the interpreter shuts down needs the GIL, and the rank dies of SIGABRT
-            # ("terminate called without an active exception", about 1 run in 40 here).
-            exit_now()
+            exit_now()  # a rank's teardown can abort in gloo's threads: see exit_now
