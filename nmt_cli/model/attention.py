@@ -16,6 +16,8 @@ from typing import ClassVar
 import torch
 from torch import Tensor, nn
 
+from nmt_cli.model.gates import tanh
+
 
 def masked_softmax(scores: Tensor, mask: Tensor) -> Tensor:
     """Softmax over source positions with padding at exactly 0.
@@ -146,7 +148,7 @@ class AdditiveAttention(Attention):
         return self.key_proj(memory)  # B x S x A
 
     def score(self, query: Tensor, keys: Tensor) -> Tensor:
-        hidden = torch.tanh(keys.unsqueeze(1) + self.query_proj(query).unsqueeze(2))  # BxGxSxA
+        hidden = tanh(keys.unsqueeze(1) + self.query_proj(query).unsqueeze(2))  # BxGxSxA
         return self.v(hidden).squeeze(3)
 
 

@@ -19,6 +19,7 @@ from torch import Tensor, nn
 from nmt_cli.model.attention import Attention
 from nmt_cli.model.dropout import Dropout
 from nmt_cli.model.encoder import RNNState
+from nmt_cli.model.gates import tanh
 from nmt_cli.model.kernels import Cell, StepKernels, pass_kernels
 from nmt_cli.model.step_memory import pass_attention
 from nmt_cli.special_ids import PAD_ID
@@ -151,7 +152,7 @@ class Decoder(nn.Module):
         top = hidden[0][-1]  # N x Hd
         if not self.attend_before:
             context, attention = kernels.attention(top, state.keys, state.memory, state.mask)
-        attentional = self.dropout(torch.tanh(kernels.out(torch.cat([top, context], dim=-1))))
+        attentional = self.dropout(tanh(kernels.out(torch.cat([top, context], dim=-1))))
         return attentional, replace(state, hidden=hidden, feed=attentional), attention  # N x O
 
     def _recur(self, x: Tensor, hidden: RNNState, cells: Sequence[Cell]) -> RNNState:
