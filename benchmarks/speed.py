@@ -478,11 +478,9 @@ def main() -> None:
             check=True,
             stdout=subprocess.DEVNULL,
         )
-    results: dict[str, object] = {
-        "commit": git_commit(),
-        "cpu": cpu_model(),
-        "steps": args.steps,
-    }
+    results: dict[str, object] = {"commit": git_commit(), "cpu": cpu_model()}
+    if not args.translate_only:
+        results["steps"] = args.steps
     # FLOP utilization is measured against oneDNN's rate (the kernels nmt runs on).
     results["matmul_gflops"] = {
         "fp32": round(matmul_gflops(torch.float32, matmul)),
