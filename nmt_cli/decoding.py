@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, cast
 import torch
 from torch import Tensor
 
+from nmt_cli.batch_threads import for_each_batch
 from nmt_cli.constraints import LexicalConstraints, Phrases
 from nmt_cli.data import make_source_batch
 from nmt_cli.errors import ConfigError
@@ -108,6 +109,8 @@ def search_sorted(
 ) -> list[list[Hypothesis]]:
     """Translate many sources in length-sorted batches (less padding); results in input order.
 
+    On the CPU two batches are searched at a time (`batch_threads`).
+
     Args:
         model: as for `search_batch`.
         sources: any number of 1-D id sequences, each >= 1 long.
@@ -122,12 +125,15 @@ def search_sorted(
     """
     order = sorted(range(len(sources)), key=lambda i: len(sources[i]))
     results: list[list[Hypothesis]] = [[] for _ in sources]
-    for start in range(0, len(order), batch_size):
-        chunk = order[start : start + batch_size]
+
+    def search(chunk: list[int]) -> None:
+        batch_options = options
         if constraints is not None:
-            options["constraints"] = [constraints[i] for i in chunk]
-        for i, hyps in zip(
-            chunk, search_batch(model, [sources[i] for i in chunk], device, **options), strict=True
-        ):
-            results[i] = hyps
+            batch_options = {**options, "constraints": [constraints[i] for i in chunk]}
+        hyps = search_batch(model, [sources[i] for i in chunk], device, **batch_options)
+        for i, found in zip(chunk, hyps, strict=True):
+            results[i] = found
+
+    batches = [order[start : start + batch_size] for start in range(0, len(order), batch_size)]
+    for_each_batch(search, batches, device)
     return results
