@@ -3,11 +3,13 @@
 The time budget (`train.max_minutes`) is the wall clock a user plans with: the run's start
 (loading the data, building the model), the steps, the validations and the last checkpoint
 all fit in it. The run counts as out of time once the elapsed time plus a reserve passes the
-budget: another step, a validation and a save, each as long as the last one took (before the
-first, a guess from the training speed and the model's size) and the last two with a margin for
-a machine that gets busier. It then validates one last time and stops, rather than starting a
-validation it cannot finish, or validating twice in a row. Should that validation still run
-late, it is cut short (`ValidationCut`), so the checkpoint is saved within the budget anyway.
+budget: another step as long as the last one, a validation as long as the slowest so far
+(one run's validations vary by 2x on a busy machine) and a save as long as the last one (before
+the first of each, a guess from the training speed and the model's size), the last two with a
+margin for a machine that gets busier. It then validates one last time and stops, rather than
+starting a validation it cannot finish, or validating twice in a row. Should that validation
+still run late, it is cut short (`ValidationCut`), so the checkpoint is saved within the budget
+anyway.
 
 A run that stops on its budget or on early stopping before `MIN_USEFUL_STEPS` updates gets a
 warning (`too_few_steps`): a model trained so briefly is rarely of any use. A run that stops
@@ -118,6 +120,7 @@ class StopPolicy:
         self.state = state
         self.valid_work = valid_tokens * config.valid_beam
         self.valid_seconds: float | None = None  # how long the last validation took
+        self.slowest_validation: float | None = None  # the longest one so far
         self.save_seconds = SAVE_SECONDS + checkpoint_bytes / SAVE_SPEED  # last save, or a guess
         self.step_seconds = 0.0  # how long the last step took
         self.step_tokens_per_second = 0.0  # the last step's target tokens per second
@@ -125,9 +128,9 @@ class StopPolicy:
         self.signals = SignalCatcher()
 
     def validation_estimate(self) -> float:
-        """Seconds the next validation should take: as long as the last one, or a guess."""
-        if self.valid_seconds is not None:
-            return self.valid_seconds
+        """Seconds the next validation may take: as long as the slowest so far, or a guess."""
+        if self.slowest_validation is not None:
+            return self.slowest_validation
         speed = self.step_tokens_per_second
         return VALID_COST * self.valid_work / speed if speed else 0.0
 
@@ -169,6 +172,7 @@ class StopPolicy:
         yield
         self.last_mark = self.state.clock()
         self.valid_seconds = self.last_mark - start
+        self.slowest_validation = max(self.slowest_validation or 0.0, self.valid_seconds)
 
     @contextmanager
     def timing_save(self) -> Iterator[None]:

@@ -182,6 +182,26 @@ def test_a_run_on_schedule_ends_inside_its_budget(
     assert why == "max_minutes" and validated and seconds <= 120.0
 
 
+def test_the_budget_keeps_room_for_the_slowest_validation_so_far() -> None:
+    # Validations of 20 s then 8 s: the next may take 20 s again (a busier machine), so with
+    # 10 s steps and instant saves the reserve stays 10 + 1.25 x 20 = 35 s.
+    clock = FakeClock()
+    state = TrainState(clock=clock)
+    policy = StopPolicy(TrainConfig(max_minutes=2.0), state, checkpoint_bytes=0)
+    policy.save_seconds = 0.0
+    for seconds in (20.0, 8.0):
+        clock.advance(10.0)
+        policy.step_done(100)
+        with policy.timing_validation():
+            clock.advance(seconds)
+    assert policy.valid_seconds == 8.0 and policy.validation_estimate() == 20.0
+    assert policy.reserve() == 35.0
+    clock.advance(36.0)  # 48 s of steps and validations so far: 84 s + 35 s fits in 120 s
+    assert not policy.out_of_time()
+    clock.advance(2.0)  # 86 s + 35 s does not
+    assert policy.out_of_time()
+
+
 def test_a_validation_is_cut_by_a_signal_or_at_the_budget_end() -> None:
     clock = FakeClock()
     state = TrainState(clock=clock)
