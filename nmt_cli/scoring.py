@@ -17,6 +17,7 @@ import torch
 from torch import Tensor
 from torch.nn.utils.rnn import pad_sequence
 
+from nmt_cli.batch_threads import for_each_batch
 from nmt_cli.data import make_source_batch
 from nmt_cli.model import Seq2Seq
 from nmt_cli.precision import search_context
@@ -120,16 +121,19 @@ class Scorer:
         todo = [i for i, (src, _) in enumerate(encoded) if src]
         todo.sort(key=lambda i: (len(encoded[i][1]), len(encoded[i][0])))
         results = [PairScore([], [], EMPTY_SOURCE) for _ in pairs]
+
+        def score_chunk(chunk: list[int]) -> None:
+            scores = score_batch(
+                tr.model,
+                [torch.tensor(encoded[i][0]) for i in chunk],
+                [torch.tensor(encoded[i][1], dtype=torch.long) for i in chunk],
+                tr.device,
+            )
+            for i, token_scores in zip(chunk, scores, strict=True):
+                pieces = [tr.tgt_tok.id_to_piece(t) for t in encoded[i][1]]
+                results[i] = PairScore(token_scores.tolist(), [*pieces, EOS_PIECE])
+
         with search_context(tr.precision, tr.device):
-            for start in range(0, len(todo), size):
-                chunk = todo[start : start + size]
-                scores = score_batch(
-                    tr.model,
-                    [torch.tensor(encoded[i][0]) for i in chunk],
-                    [torch.tensor(encoded[i][1], dtype=torch.long) for i in chunk],
-                    tr.device,
-                )
-                for i, token_scores in zip(chunk, scores, strict=True):
-                    pieces = [tr.tgt_tok.id_to_piece(t) for t in encoded[i][1]]
-                    results[i] = PairScore(token_scores.tolist(), [*pieces, EOS_PIECE])
+            batches = [todo[start : start + size] for start in range(0, len(todo), size)]
+            for_each_batch(score_chunk, batches, tr.device)  # two at a time on the CPU
         return results
