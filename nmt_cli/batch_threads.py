@@ -16,12 +16,13 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from typing import TypeVar
 
 import torch
 
 WORKERS = 2
+WAIT_SLICE = 0.05  # seconds
 
 B = TypeVar("B")
 
@@ -59,8 +60,13 @@ def for_each_batch(work: Callable[[B], None], batches: Sequence[B], device: torc
 
     pool = ThreadPoolExecutor(WORKERS, thread_name_prefix="nmt-search")
     try:
-        for future in [pool.submit(worker) for _ in range(WORKERS)]:
-            future.result()
+        futures = [pool.submit(worker) for _ in range(WORKERS)]
+        # Waits in short slices: a handler scheduled by `_thread.interrupt_main` (pipewatch's
+        # closed-pipe stop) runs only once this thread runs Python again.
+        while wait(futures, timeout=WAIT_SLICE).not_done:
+            pass
+        for future in futures:
+            future.result()  # raises a worker's error
     finally:
         failed.set()  # after an error or an interrupt, no worker takes another batch
         pool.shutdown()

@@ -3,6 +3,8 @@ once, the caller's autocast and thread count kept, the first error raised."""
 
 from __future__ import annotations
 
+import _thread
+import signal
 import threading
 import time
 from collections.abc import Iterator
@@ -106,3 +108,31 @@ def test_other_devices_search_one_batch_at_a_time_in_order(two_threads: None) ->
     for_each_batch(lambda b: seen.append((b, threading.current_thread().name)), [3, 1, 2],
                    torch.device("cuda"))  # fmt: skip
     assert seen == [(b, threading.current_thread().name) for b in (3, 1, 2)]
+
+
+class Interrupted(Exception):
+    pass
+
+
+def test_an_interrupt_of_the_caller_stops_after_the_batches_in_hand(two_threads: None) -> None:
+    # pipewatch stops a translation whose reader went away with _thread.interrupt_main, which
+    # runs the handler only when the main thread runs Python: the wait must not block.
+    started: list[int] = []
+
+    def work(batch: int) -> None:
+        started.append(batch)
+        time.sleep(0.2)
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise Interrupted
+
+    previous = signal.signal(signal.SIGUSR1, interrupt)
+    try:
+        threading.Timer(0.3, _thread.interrupt_main, (signal.SIGUSR1,)).start()
+        start = time.monotonic()
+        with pytest.raises(Interrupted):
+            for_each_batch(work, list(range(40)), CPU)  # 4 s of work on two threads
+        assert time.monotonic() - start < 1.5
+    finally:
+        signal.signal(signal.SIGUSR1, previous)
+    assert len(started) < 10 and torch.get_num_threads() == 2
