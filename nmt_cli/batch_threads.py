@@ -1,4 +1,4 @@
-"""Independent search batches on two CPU threads, each with half of the intra-op threads.
+"""Search and scoring batches on two CPU threads, each with half of the intra-op threads.
 
 A search step is dozens of small operations on a few hundred rows; with every core on each
 operation, the cores spend much of the step waiting for each other and for the Python between
@@ -24,16 +24,20 @@ import torch
 WORKERS = 2
 WAIT_SLICE = 0.05  # seconds
 
-B = TypeVar("B")
+T = TypeVar("T")
 
 
-def for_each_batch(work: Callable[[B], None], batches: Sequence[B], device: torch.device) -> None:
-    """Call `work(batch)` for every batch: on the CPU on `WORKERS` threads, the longest first.
+def for_each_batch(
+    work: Callable[[list[T]], None], items: Sequence[T], size: int, device: torch.device
+) -> None:
+    """Call `work(batch)` for every run of `size` consecutive items: on the CPU on `WORKERS`
+    threads, the last batch first.
 
-    `batches` come shortest first (length-sorted); handing them out longest first lets the
-    last, short ones even out the threads' finishing times. The first error stops both threads
-    from taking more batches and is raised here.
+    `items` come shortest first (length-sorted); handing the batches out longest first lets
+    the last, short ones even out the threads' finishing times. The first error stops both
+    threads from taking more batches and is raised here.
     """
+    batches = [list(items[start : start + size]) for start in range(0, len(items), size)]
     threads = torch.get_num_threads()
     if device.type != "cpu" or len(batches) < 2 or threads < WORKERS:
         for batch in batches:

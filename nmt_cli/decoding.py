@@ -134,6 +134,5 @@ def search_sorted(
         for i, found in zip(chunk, hyps, strict=True):
             results[i] = found
 
-    batches = [order[start : start + batch_size] for start in range(0, len(order), batch_size)]
-    for_each_batch(search, batches, device)
+    for_each_batch(search, order, batch_size, device)
     return results

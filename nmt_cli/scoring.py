@@ -134,6 +134,5 @@ class Scorer:
                 results[i] = PairScore(token_scores.tolist(), [*pieces, EOS_PIECE])
 
         with search_context(tr.precision, tr.device):
-            batches = [todo[start : start + size] for start in range(0, len(todo), size)]
-            for_each_batch(score_chunk, batches, tr.device)  # two at a time on the CPU
+            for_each_batch(score_chunk, todo, size, tr.device)  # two at a time on the CPU
         return results

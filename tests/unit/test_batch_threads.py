@@ -69,12 +69,12 @@ def test_every_batch_once_under_the_callers_autocast(two_threads: None) -> None:
     seen: list[tuple[int, bool, torch.dtype, int]] = []
     lock = threading.Lock()
 
-    def work(batch: int) -> None:
+    def work(batch: list[int]) -> None:
         time.sleep(0.002)
         with lock:
             seen.append(
                 (
-                    batch,
+                    batch[0],
                     torch.is_autocast_enabled("cpu"),
                     torch.get_autocast_dtype("cpu"),
                     torch.get_num_threads(),
@@ -82,7 +82,7 @@ def test_every_batch_once_under_the_callers_autocast(two_threads: None) -> None:
             )
 
     with torch.autocast("cpu", dtype=torch.bfloat16):
-        for_each_batch(work, list(range(20)), CPU)
+        for_each_batch(work, list(range(20)), 1, CPU)
     assert sorted(b for b, *_ in seen) == list(range(20))
     assert {tuple(rest) for _, *rest in seen} == {(True, torch.bfloat16, 1)}
     assert torch.get_num_threads() == 2
@@ -91,23 +91,29 @@ def test_every_batch_once_under_the_callers_autocast(two_threads: None) -> None:
 def test_the_first_error_stops_both_threads_and_is_raised(two_threads: None) -> None:
     done: list[int] = []
 
-    def work(batch: int) -> None:
-        if batch == 199:  # the longest, handed out first
+    def work(batch: list[int]) -> None:
+        if batch == [199]:  # the longest, handed out first
             raise ValueError("bad batch")
         time.sleep(0.005)
-        done.append(batch)
+        done.append(batch[0])
 
     with pytest.raises(ValueError, match="bad batch"):
-        for_each_batch(work, list(range(200)), CPU)
+        for_each_batch(work, list(range(200)), 1, CPU)
     assert len(done) < 10  # the other thread stopped after the batch it was searching
     assert torch.get_num_threads() == 2
 
 
 def test_other_devices_search_one_batch_at_a_time_in_order(two_threads: None) -> None:
-    seen: list[tuple[int, str]] = []
-    for_each_batch(lambda b: seen.append((b, threading.current_thread().name)), [3, 1, 2],
-                   torch.device("cuda"))  # fmt: skip
-    assert seen == [(b, threading.current_thread().name) for b in (3, 1, 2)]
+    seen: list[tuple[list[int], str]] = []
+    for_each_batch(lambda b: seen.append((b, threading.current_thread().name)), [3, 1, 2, 5, 4],
+                   2, torch.device("cuda"))  # fmt: skip
+    assert seen == [(b, threading.current_thread().name) for b in ([3, 1], [2, 5], [4])]
+
+
+def test_batches_are_runs_of_consecutive_items(two_threads: None) -> None:
+    seen: list[list[int]] = []
+    for_each_batch(seen.append, list(range(11)), 3, CPU)
+    assert sorted(seen) == [[0, 1, 2], [3, 4, 5], [6, 7, 8], [9, 10]]
 
 
 class Interrupted(Exception):
@@ -119,8 +125,8 @@ def test_an_interrupt_of_the_caller_stops_after_the_batches_in_hand(two_threads:
     # runs the handler only when the main thread runs Python: the wait must not block.
     started: list[int] = []
 
-    def work(batch: int) -> None:
-        started.append(batch)
+    def work(batch: list[int]) -> None:
+        started.append(batch[0])
         time.sleep(0.2)
 
     def interrupt(signum: int, frame: object) -> None:
@@ -131,7 +137,7 @@ def test_an_interrupt_of_the_caller_stops_after_the_batches_in_hand(two_threads:
         threading.Timer(0.3, _thread.interrupt_main, (signal.SIGUSR1,)).start()
         start = time.monotonic()
         with pytest.raises(Interrupted):
-            for_each_batch(work, list(range(40)), CPU)  # 4 s of work on two threads
+            for_each_batch(work, list(range(40)), 1, CPU)  # 4 s of work on two threads
         assert time.monotonic() - start < 1.5
     finally:
         signal.signal(signal.SIGUSR1, previous)
