@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from nmt_cli.model.onednn import matmul
+from nmt_cli.model.onednn import kernel_rows, matmul
 from nmt_cli.special_ids import PAD_ID
 
 CHUNK_ELEMENTS = 1 << 22  # logits per chunk (16 MB in fp32): rows = this / vocabulary size
@@ -65,6 +65,24 @@ def generator_loss(
     )
 
 
+def _chunk(
+    hidden: Tensor, targets: Tensor, start: int, rows: int, dtype: torch.dtype
+) -> tuple[Tensor, Tensor]:
+    """Rows start .. start + rows of the hidden states (in `dtype`) and targets (M x 1).
+
+    A short last chunk is padded with zero states and PAD_ID targets to the row count its
+    kernels are cached for (`kernel_rows`, at most `rows`): padding adds nothing to the loss or
+    the gradients, and the caller drops its rows of the hidden states' gradient.
+    """
+    h = hidden[start : start + rows].to(dtype)
+    y = targets[start : start + rows]
+    pad = min(rows, kernel_rows(h.size(0), h.device, dtype)) - h.size(0)
+    if pad > 0:
+        h = torch.nn.functional.pad(h, (0, 0, 0, pad))
+        y = torch.nn.functional.pad(y, (0, pad), value=PAD_ID)
+    return h, y.unsqueeze(1)
+
+
 class _GeneratorLoss(torch.autograd.Function):
     """Forward computes the loss and, when a gradient is wanted, the gradients too.
 
@@ -97,8 +115,7 @@ class _GeneratorLoss(torch.autograd.Function):
         )
         with torch.autocast(hidden.device.type, enabled=False):
             for start in range(0, hidden.size(0), rows):
-                h = hidden[start : start + rows].to(w.dtype)
-                y = targets[start : start + rows].unsqueeze(1)
+                h, y = _chunk(hidden, targets, start, rows, w.dtype)
                 z = matmul(h, w.t()).float()
                 if bias is not None:
                     z += bias
@@ -122,7 +139,7 @@ class _GeneratorLoss(torch.autograd.Function):
                     grad_weight += matmul(dz_w.t(), h)
                 if grad_bias is not None:
                     grad_bias += dz.sum(0)
-                grad_hidden[start : start + rows] = matmul(dz_w, w)
+                grad_hidden[start : start + rows] = matmul(dz_w, w)[: hidden.size(0) - start]
         if want_grad:
             ctx.save_for_backward(grad_hidden, grad_weight, grad_bias)
             ctx.weight_dtype = weight.dtype

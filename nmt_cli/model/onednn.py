@@ -32,6 +32,13 @@ ENABLED: bool = os.environ.get("NMT_ONEDNN", "1") != "0"
 # Rows the packed layout is tuned for; any row count works (a batch's rows are in the tens).
 _ROWS_HINT = 64
 
+# oneDNN builds a bf16 kernel for every new matmul shape (its AMX / AVX-512 code is generated
+# for the exact sizes): 20-30 ms for a loss chunk's product with the vocabulary, against 3-4 ms
+# to run it. A batch's row counts (the last loss chunk, all steps' rows) are new every step;
+# rounded up to a multiple of this with zero rows, they come from a few sizes that stay cached.
+# fp32 kernels cost nothing to build, and CUDA builds none: their row counts stay as they are.
+ROW_QUANTUM = 64
+
 M = TypeVar("M", bound=nn.Module)
 
 
@@ -55,6 +62,15 @@ def _ops_present() -> bool:
     except (AttributeError, RuntimeError):
         return False
     return True
+
+
+def kernel_rows(rows: int, device: torch.device, dtype: torch.dtype) -> int:
+    """The row count to hand a `device` matmul in `dtype` for `rows` real rows: rounded up to a
+    multiple of `ROW_QUANTUM` (the caller pads with zero rows) where the kernels are built per
+    shape, `rows` elsewhere."""
+    if device.type != "cpu" or dtype not in (torch.bfloat16, torch.float16):
+        return rows
+    return -(-rows // ROW_QUANTUM) * ROW_QUANTUM
 
 
 def matmul(a: Tensor, b: Tensor) -> Tensor:

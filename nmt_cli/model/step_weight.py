@@ -21,7 +21,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from nmt_cli.model.onednn import available, matmul, pack, packed_linear
+from nmt_cli.model.onednn import available, kernel_rows, matmul, pack, packed_linear
 
 Pairs = list[tuple[Tensor, Tensor]]  # per step: (input N x in, output gradient N x out)
 
@@ -89,10 +89,18 @@ class DeferredGradient(torch.autograd.Function):
 
 
 def _weight_gradient(pairs: Pairs) -> Tensor:
-    """The sum over steps of grad^T x, as one matmul: out x in."""
-    inputs = torch.cat([x for x, _ in pairs])  # (steps * N) x in
-    grads = torch.cat([g for _, g in pairs])  # (steps * N) x out
-    return matmul(grads.t(), inputs.to(grads.dtype))
+    """The sum over steps of grad^T x, as one matmul: out x in.
+
+    The steps' rows are padded with zero rows (which add nothing) to the count `kernel_rows`
+    gives, so that the product's shape recurs from batch to batch.
+    """
+    x0, g0 = pairs[0]
+    rows = sum(x.size(0) for x, _ in pairs)
+    pad = kernel_rows(rows, g0.device, g0.dtype) - rows
+    zeros = [] if pad == 0 else [g0.new_zeros(pad, x0.size(1)), g0.new_zeros(pad, g0.size(1))]
+    inputs = torch.cat([x.to(g0.dtype) for x, _ in pairs] + zeros[:1])  # rows x in
+    grads = torch.cat([g for _, g in pairs] + zeros[1:])  # rows x out
+    return matmul(grads.t(), inputs)
 
 
 class _StepMatmul(torch.autograd.Function):

@@ -88,3 +88,38 @@ def test_chunked_generator_loss_without_gradients_gives_the_loss() -> None:
         got = generator_loss(hidden, generator, targets, 0.1)
         want = cross_entropy(generator(hidden), targets, 0.1)
     torch.testing.assert_close(got, want)
+
+
+def test_bf16_cpu_chunks_are_padded_to_cached_kernel_shapes(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # 37 rows in chunks of 32: the last chunk's 5 rows reach its kernels as 32 rows (padded
+    # with PAD_ID targets, which add nothing); without the padding the same numbers come out.
+    monkeypatch.setattr(loss_module, "CHUNK_ELEMENTS", 50 * 32)
+    rows_seen: list[int] = []
+    matmul = loss_module.matmul
+
+    def spy(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        rows_seen.append(a.size(0) if a.is_contiguous() else a.size(1))
+        return matmul(a, b)
+
+    monkeypatch.setattr(loss_module, "matmul", spy)
+    _, padded = _reference_and_fused(0.1, autocast=True)
+    assert set(rows_seen) == {32}
+    monkeypatch.setattr(loss_module, "kernel_rows", lambda rows, device, dtype: rows)
+    rows_seen.clear()
+    _, unpadded = _reference_and_fused(0.1, autocast=True)
+    assert sorted(set(rows_seen)) == [5, 32]
+    for got, want in zip(padded, unpadded, strict=True):
+        torch.testing.assert_close(got, want, rtol=1e-3, atol=1e-5)
+
+
+def test_fp32_chunks_keep_their_row_counts(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(loss_module, "CHUNK_ELEMENTS", 50 * 32)
+    rows_seen: list[int] = []
+    matmul = loss_module.matmul
+    monkeypatch.setattr(
+        loss_module, "matmul", lambda a, b: rows_seen.append(a.size(0)) or matmul(a, b)
+    )
+    _reference_and_fused(0.1, autocast=False)
+    assert sorted(set(rows_seen)) == [5, 32]

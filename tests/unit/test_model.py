@@ -9,7 +9,7 @@ import torch
 
 from nmt_cli.config import ModelConfig
 from nmt_cli.data import make_source_batch
-from nmt_cli.model import Seq2Seq, build_model, init_weights, onednn, skip_init
+from nmt_cli.model import Seq2Seq, build_model, init_weights, onednn, skip_init, step_weight
 from nmt_cli.model.attention import masked_softmax
 from nmt_cli.model.seq2seq import reverse_padded
 from nmt_cli.search import Hypothesis, beam_search
@@ -245,3 +245,20 @@ def test_a_model_built_without_init_takes_the_checkpoint_weights_and_ties(change
     _, want, _ = decode_teacher_forced(trained.eval(), sources, targets)
     _, got, _ = decode_teacher_forced(loaded.eval(), sources, targets)
     torch.testing.assert_close(got, want, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float32])
+def test_deferred_weight_gradient_pads_bf16_rows_to_cached_kernel_shapes(
+    dtype: torch.dtype, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # 3 steps of 7 rows: bf16 on the CPU multiplies 64 rows (21 real, 43 zero), fp32 its 21;
+    # either way the gradient is the sum of the steps' grad^T x.
+    torch.manual_seed(0)
+    pairs = [(torch.randn(7, 5).to(dtype), torch.randn(7, 4).to(dtype)) for _ in range(3)]
+    inner: list[int] = []
+    matmul = step_weight.matmul
+    monkeypatch.setattr(step_weight, "matmul", lambda a, b: inner.append(a.size(1)) or matmul(a, b))
+    got = step_weight._weight_gradient(pairs)
+    want = sum(g.float().t() @ x.float() for x, g in pairs)
+    assert inner == [onednn.ROW_QUANTUM if dtype == torch.bfloat16 else 21]
+    torch.testing.assert_close(got.float(), want, rtol=1e-2, atol=1e-2)
