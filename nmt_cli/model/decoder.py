@@ -127,12 +127,16 @@ class Decoder(nn.Module):
             the attentional vector N x O (after dropout), the new state, and the
             attention weights N x S (None for `attention: none`).
         """
-        return self._step(embedded, state, StepKernels(list(self.cells), self.out, self.attention))
+        return self._step(
+            self.emb_dropout(embedded),
+            state,
+            StepKernels(list(self.cells), self.out, self.attention),
+        )
 
     def _step(
         self, embedded: Tensor, state: DecoderState, kernels: StepKernels
     ) -> tuple[Tensor, DecoderState, Tensor | None]:
-        """`step` with the cells and output layer of `kernels`.
+        """`step` with the cells and output layer of `kernels`, on embeddings after dropout.
 
         1. The input: the embedding, the previous attentional vector (input feeding) and, for
            Bahdanau, the context attended with the previous top hidden state.
@@ -140,7 +144,7 @@ class Decoder(nn.Module):
         3. Luong: attend with the new top hidden state.
         4. The attentional vector tanh(W [h_t; context]): N x O.
         """
-        inputs = [self.emb_dropout(embedded)]
+        inputs = [embedded]
         if self.input_feeding:
             inputs.append(state.feed)
         if self.attend_before:  # Bahdanau: query with the previous top hidden state
@@ -152,7 +156,11 @@ class Decoder(nn.Module):
         top = hidden[0][-1]  # N x Hd
         if not self.attend_before:
             context, attention = kernels.attention(top, state.keys, state.memory, state.mask)
-        attentional = self.dropout(tanh(kernels.out(torch.cat([top, context], dim=-1))))
+        # in the context's dtype (autocast's in training): one cast of the state, not of the
+        # whole concatenation
+        attentional = self.dropout(
+            tanh(kernels.out(torch.cat([top.to(context.dtype), context], dim=-1)))
+        )
         return attentional, replace(state, hidden=hidden, feed=attentional), attention  # N x O
 
     def _recur(self, x: Tensor, hidden: RNNState, cells: Sequence[Cell]) -> RNNState:
@@ -165,6 +173,18 @@ class Decoder(nn.Module):
             new.append(out if lstm else (out,))
             x = self.dropout(new[-1][0]) if i + 1 < len(cells) else new[-1][0]
         return tuple(torch.stack(parts) for parts in zip(*new, strict=True))
+
+    def _reference_inputs(self, tgt_in: Tensor) -> tuple[Tensor, ...]:
+        """Every step's input embedding when all inputs are known (no sampling): T tensors
+        B x E, after dropout (one draw for all steps), in the dtype the steps compute in
+        (autocast's when it is on, cast once here rather than at every step)."""
+        embedded = self.emb_dropout(self.embedding(tgt_in))  # B x T x E
+        kind = tgt_in.device.type
+        if torch.is_autocast_enabled(kind):
+            embedded = embedded.to(torch.get_autocast_dtype(kind))
+        # unbind, not embedded[:, t]: its backward stacks all steps' gradients at once instead
+        # of writing each step's gradient into a fresh B x T x E zero tensor.
+        return embedded.unbind(1)
 
     def forward(
         self,
@@ -195,8 +215,7 @@ class Decoder(nn.Module):
         """
         if sampling_prob > 0.0 and generator is None:
             raise ValueError("scheduled sampling needs the generator")
-        # Without sampling every input is known: one embedding call for all steps.
-        embedded = self.embedding(tgt_in) if sampling_prob == 0.0 else None  # B x T x E
+        reference = self._reference_inputs(tgt_in) if sampling_prob == 0.0 else None
         kernels = (
             pass_kernels(
                 self.cell_kind,
@@ -207,20 +226,16 @@ class Decoder(nn.Module):
             if self.per_pass_weights and torch.is_grad_enabled()
             else StepKernels(list(self.cells), self.out, self.attention)
         )
-        # unbind, not embedded[:, t]: its backward stacks all steps' gradients at once instead
-        # of writing each step's gradient into a fresh B x T x E zero tensor.
-        reference = None if embedded is None else embedded.unbind(1)
         outputs: list[Tensor] = []
         attention: list[Tensor | None] = []
         for t in range(tgt_in.size(1)):
             if reference is not None:
                 embedded_t = reference[t]  # B x E
-            elif t == 0 or generator is None:
-                embedded_t = self.embedding(tgt_in[:, t])
             else:
-                embedded_t = self.embedding(
-                    _sample_inputs(tgt_in[:, t], outputs[-1], generator, sampling_prob)
-                )
+                tokens = tgt_in[:, t]
+                if t > 0 and generator is not None:
+                    tokens = _sample_inputs(tokens, outputs[-1], generator, sampling_prob)
+                embedded_t = self.emb_dropout(self.embedding(tokens))
             out, state, step_attention = self._step(embedded_t, state, kernels)
             outputs.append(out)
             attention.append(step_attention)

@@ -62,7 +62,8 @@ class PassCell:
     def __call__(self, x: Tensor, state: Tensor | tuple[Tensor, Tensor]) -> Any:
         """x: N x I; state: (h, c) for an LSTM, h otherwise -> the new state, alike."""
         parts = state if isinstance(state, tuple) else (state,)
-        gates = self.weight(torch.cat([x, parts[0].to(x.dtype)], dim=-1)) + self.bias
+        dtype = self.weight.dtype  # concatenated in the matmul's dtype: no cast of the whole
+        gates = self.weight(torch.cat([x.to(dtype), parts[0].to(dtype)], dim=-1)) + self.bias
         new = cell_update(self.kind, gates, parts)  # N x (gates * H) -> each N x H
         return new if self.kind == "lstm" else new[0]
 

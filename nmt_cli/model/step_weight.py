@@ -41,6 +41,7 @@ class StepWeight:
             else weight
         )
         self.packed = _pack_both(weight) if self.deferred else None
+        self.dtype = _step_dtype(weight)  # what the steps multiply in
 
     def __call__(self, x: Tensor) -> Tensor:
         """x: N x in -> N x out, in the autocast dtype when autocast is on."""
@@ -52,11 +53,16 @@ class StepWeight:
 Packed = tuple[Tensor, Tensor]  # W and W^T in oneDNN's layout
 
 
-def _pack_both(weight: Tensor) -> Packed | None:
-    """W and W^T packed in the dtype the steps compute in (autocast's when it is on), or None
-    where oneDNN is not `available`."""
+def _step_dtype(weight: Tensor) -> torch.dtype:
+    """The dtype the steps multiply `weight` in: autocast's when it is on, else its own."""
     kind = weight.device.type
-    dtype = torch.get_autocast_dtype(kind) if torch.is_autocast_enabled(kind) else weight.dtype
+    return torch.get_autocast_dtype(kind) if torch.is_autocast_enabled(kind) else weight.dtype
+
+
+def _pack_both(weight: Tensor) -> Packed | None:
+    """W and W^T packed in the dtype the steps compute in, or None where oneDNN is not
+    `available`."""
+    dtype = _step_dtype(weight)
     if not available(weight.device, dtype):
         return None
     w = weight.detach().to(dtype)
@@ -112,7 +118,8 @@ class _StepMatmul(torch.autograd.Function):
         if packed is None:
             out = torch.nn.functional.linear(x, weight)  # autocast applies here
         else:
-            out = packed_linear(x.to(packed[0].dtype), packed[0], None)
+            x = x.to(packed[0].dtype)
+            out = packed_linear(x, packed[0], None)
         ctx.save_for_backward(x.to(out.dtype), weight)
         ctx.pairs, ctx.packed = pairs, packed
         return out
