@@ -11,6 +11,9 @@ differ from the BLAS only in summation order (~1e-6 relative). bf16 goes the sam
   transposed left factor go to the BLAS, see `matmul`), and `pack` once per batch for the
   decoder's per-step weights (`step_weight.py`).
 
+In bf16, oneDNN generates code for every new matmul shape; row counts that change from batch
+to batch or step to step are padded with zero rows to a few recurring ones (`kernel_rows`).
+
 `NMT_ONEDNN=0` in the environment keeps PyTorch's default kernels (for A/B comparisons). It is
 read once, when this module is first imported, into `ENABLED`: set it before starting Python.
 """
@@ -38,6 +41,10 @@ _ROWS_HINT = 64
 # rounded up to a multiple of this with zero rows, they come from a few sizes that stay cached.
 # fp32 kernels cost nothing to build, and CUDA builds none: their row counts stay as they are.
 ROW_QUANTUM = 64
+# The same for inference, where a search's row count (live sentences or hypotheses) changes
+# step by step: its matmuls read the whole weight whatever the rows, so a few zero rows cost
+# little, and a finer quantum keeps that little smaller.
+INFERENCE_ROW_QUANTUM = 16
 
 M = TypeVar("M", bound=nn.Module)
 
@@ -64,13 +71,15 @@ def _ops_present() -> bool:
     return True
 
 
-def kernel_rows(rows: int, device: torch.device, dtype: torch.dtype) -> int:
+def kernel_rows(
+    rows: int, device: torch.device, dtype: torch.dtype, quantum: int = ROW_QUANTUM
+) -> int:
     """The row count to hand a `device` matmul in `dtype` for `rows` real rows: rounded up to a
-    multiple of `ROW_QUANTUM` (the caller pads with zero rows) where the kernels are built per
+    multiple of `quantum` (the caller pads with zero rows) where the kernels are built per
     shape, `rows` elsewhere."""
     if device.type != "cpu" or dtype not in (torch.bfloat16, torch.float16):
         return rows
-    return -(-rows // ROW_QUANTUM) * ROW_QUANTUM
+    return -(-rows // quantum) * quantum
 
 
 def matmul(a: Tensor, b: Tensor) -> Tensor:
@@ -92,6 +101,18 @@ def packed_linear(x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
     return torch.ops.mkldnn._linear_pointwise(x, weight, bias, "none", [], "")
 
 
+def padded_linear(x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
+    """`packed_linear` for inference, x's rows padded to `kernel_rows`' count (quantum
+    `INFERENCE_ROW_QUANTUM`) with zeros, so that a search's kernels recur; the padded rows'
+    results are dropped. x: ... x in -> ... x out."""
+    rows = x.numel() // x.size(-1)
+    padded = kernel_rows(rows, x.device, x.dtype, INFERENCE_ROW_QUANTUM)
+    if padded == rows:
+        return packed_linear(x, weight, bias)
+    flat = nn.functional.pad(x.reshape(rows, x.size(-1)), (0, 0, 0, padded - rows))
+    return packed_linear(flat, weight, bias)[:rows].view(*x.shape[:-1], -1)
+
+
 class PackedLinear(nn.Module):
     """An inference copy of an nn.Linear with its weight packed for oneDNN."""
 
@@ -103,7 +124,7 @@ class PackedLinear(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         """x: ... x in -> ... x out."""
-        return packed_linear(x, self.packed, self.bias)
+        return padded_linear(x, self.packed, self.bias)
 
 
 class PackedLSTMCell(nn.Module):
@@ -125,7 +146,7 @@ class PackedLSTMCell(nn.Module):
 
     def forward(self, x: Tensor, state: tuple[Tensor, Tensor]) -> tuple[Tensor, Tensor]:
         """x: N x I, state (h, c) each N x H -> the new (h, c)."""
-        gates = packed_linear(torch.cat([x, state[0]], dim=1), self.packed, self.bias)  # N x 4H
+        gates = padded_linear(torch.cat([x, state[0]], dim=1), self.packed, self.bias)  # N x 4H
         h, c = cell_update("lstm", gates, state)
         return h, c
 

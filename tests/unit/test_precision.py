@@ -165,6 +165,30 @@ def test_onednn_packing_follows_the_switch_and_skips_int8(monkeypatch: pytest.Mo
     assert PackedLinear not in kinds and PackedLSTMCell not in kinds
 
 
+@ONEDNN
+@pytest.mark.parametrize("shape", [(5, 12), (3, 7, 12), (16, 12)])
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float32])
+def test_packed_inference_pads_bf16_rows_to_recurring_kernel_shapes(
+    shape: tuple[int, ...], dtype: torch.dtype, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # bf16 rows reach oneDNN as a multiple of 16 (padded with zeros), fp32 ones as they are;
+    # either way the layer's results for the real rows are the unpadded ones.
+    torch.manual_seed(0)
+    linear = nn.Linear(12, 8).to(dtype)
+    x = torch.randn(shape).to(dtype)
+    seen: list[int] = []
+    kernel = onednn.packed_linear
+    monkeypatch.setattr(
+        onednn, "packed_linear", lambda a, w, b: seen.append(a.size(0)) or kernel(a, w, b)
+    )
+    got = PackedLinear(linear)(x)
+    rows = x.numel() // 12
+    assert seen == [-(-rows // 16) * 16 if dtype == torch.bfloat16 else x.size(0)]
+    assert got.shape == (*shape[:-1], 8)
+    want = kernel(x.reshape(rows, 12), onednn.pack(linear.weight), linear.bias).view(got.shape)
+    torch.testing.assert_close(got, want, atol=0, rtol=0)
+
+
 ENSEMBLE_TEXTS = [f"the cat number {i} sat on mat {i * 7 % 50}." for i in range(60)]
 ENSEMBLE_LINES = ["the cat sat", "", "the cat number 7 sat on mat 3.", "mat 12 sat", "number 4."]
 
