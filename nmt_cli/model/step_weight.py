@@ -100,13 +100,15 @@ def _weight_gradient(pairs: Pairs) -> Tensor:
     The steps' rows are padded with zero rows (which add nothing) to the count `kernel_rows`
     gives, so that the product's shape recurs from batch to batch.
     """
-    x0, g0 = pairs[0]
-    rows = sum(x.size(0) for x, _ in pairs)
-    pad = kernel_rows(rows, g0.device, g0.dtype) - rows
-    zeros = [] if pad == 0 else [g0.new_zeros(pad, x0.size(1)), g0.new_zeros(pad, g0.size(1))]
-    inputs = torch.cat([x.to(g0.dtype) for x, _ in pairs] + zeros[:1])  # rows x in
-    grads = torch.cat([g for _, g in pairs] + zeros[1:])  # rows x out
-    return matmul(grads.t(), inputs)
+    dtype = pairs[0][1].dtype
+    inputs = [x.to(dtype) for x, _ in pairs]  # each N x in
+    grads = [g for _, g in pairs]  # each N x out
+    rows = sum(x.size(0) for x in inputs)
+    pad = kernel_rows(rows, grads[0].device, dtype) - rows
+    if pad:
+        inputs.append(inputs[0].new_zeros(pad, inputs[0].size(1)))
+        grads.append(grads[0].new_zeros(pad, grads[0].size(1)))
+    return matmul(torch.cat(grads).t(), torch.cat(inputs))
 
 
 class _StepMatmul(torch.autograd.Function):
