@@ -60,8 +60,14 @@ def filter_logits(logits: Tensor, sampling: Sampling) -> Tensor:
     """
     logits = logits / sampling.temperature
     if 0 < sampling.top_k < logits.size(1):
-        kth = logits.topk(sampling.top_k, dim=1).values[:, -1:]  # N x 1
-        logits = logits.masked_fill(logits < kth, float("-inf"))
+        # Exactly k tokens stay, also where several share the k-th value (bf16 scores often
+        # do): top-k 1 is greedy search's argmax, the first of equal maxima.
+        keep = (
+            logits.argmax(dim=1, keepdim=True)
+            if sampling.top_k == 1
+            else logits.topk(sampling.top_k, dim=1).indices
+        )  # N x k
+        logits = torch.full_like(logits, float("-inf")).scatter(1, keep, logits.gather(1, keep))
     if sampling.top_p < 1.0:
         ordered, order = logits.sort(dim=1, descending=True)  # N x V
         probs = ordered.softmax(dim=1)

@@ -34,6 +34,16 @@ def test_top_k_one_is_greedy() -> None:
         assert hyps[0].attention is not None and torch.equal(hyps[0].attention, g.attention)
 
 
+def test_top_k_keeps_exactly_k_tokens_when_scores_tie() -> None:
+    # Rounded scores tie often; top-k 1 must still be the argmax (the first of the maxima).
+    logits = torch.tensor([[0.5, 1.0, 1.0, 0.2, 1.0], [3.0, 1.0, 3.0, 3.0, 2.0]])
+    one = filter_logits(logits, Sampling(top_k=1))
+    assert torch.isfinite(one).nonzero().tolist() == [[0, 1], [1, 0]]
+    two = filter_logits(logits, Sampling(top_k=2))
+    assert torch.isfinite(two).sum(dim=1).tolist() == [2, 2]
+    assert torch.equal(two[torch.isfinite(two)], torch.tensor([1.0, 1.0, 3.0, 3.0]))
+
+
 def test_the_same_seed_gives_the_same_samples() -> None:
     model = FakeModel(random_dist(6, seed=22, eos_shift=-1.0))
 
