@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from nmt_cli.model.onednn import kernel_rows, matmul
+from nmt_cli.model.step_weight import step_dtype
 from nmt_cli.special_ids import PAD_ID
 
 CHUNK_ELEMENTS = 1 << 22  # logits per chunk (16 MB in fp32): rows = this / vocabulary size
@@ -58,10 +59,13 @@ def generator_loss(
     Returns:
         the summed loss, a scalar tensor with a gradient to hidden and the generator.
     """
-    device = hidden.device.type
-    dtype = torch.get_autocast_dtype(device) if torch.is_autocast_enabled(device) else None
     return _GeneratorLoss.apply(
-        hidden, generator.weight, generator.bias, targets, label_smoothing, dtype
+        hidden,
+        generator.weight,
+        generator.bias,
+        targets,
+        label_smoothing,
+        step_dtype(generator.weight),
     )
 
 
@@ -78,8 +82,8 @@ def _chunk(
     y = targets[start : start + rows]
     pad = min(rows, kernel_rows(h.size(0), h.device, dtype)) - h.size(0)
     if pad > 0:
-        h = torch.nn.functional.pad(h, (0, 0, 0, pad))
-        y = torch.nn.functional.pad(y, (0, pad), value=PAD_ID)
+        h = F.pad(h, (0, 0, 0, pad))
+        y = F.pad(y, (0, pad), value=PAD_ID)
     return h, y.unsqueeze(1)
 
 
@@ -99,12 +103,12 @@ class _GeneratorLoss(torch.autograd.Function):
         bias: Tensor | None,
         targets: Tensor,
         smoothing: float,
-        dtype: torch.dtype | None,
+        dtype: torch.dtype,
     ) -> Tensor:
         want_grad = any(ctx.needs_input_grad[:3])
         vocab = weight.size(0)
         rows = max(1, CHUNK_ELEMENTS // vocab)
-        w = weight if dtype is None else weight.to(dtype)
+        w = weight.to(dtype)  # the matmuls' dtype (autocast's, when it is on)
         total = torch.zeros((), dtype=torch.float32, device=hidden.device)
         grad_hidden = torch.empty_like(hidden) if want_grad else None
         grad_weight = (  # V x O, the parameter's own layout: no transposing copy at the end

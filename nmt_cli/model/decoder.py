@@ -22,6 +22,7 @@ from nmt_cli.model.encoder import RNNState
 from nmt_cli.model.gates import tanh
 from nmt_cli.model.kernels import Cell, StepKernels, pass_kernels
 from nmt_cli.model.step_memory import pass_attention
+from nmt_cli.model.step_weight import step_dtype
 from nmt_cli.special_ids import PAD_ID
 
 # One entry per name in `names.CELLS`.
@@ -179,9 +180,7 @@ class Decoder(nn.Module):
         B x E, after dropout (one draw for all steps), in the dtype the steps compute in
         (autocast's when it is on, cast once here rather than at every step)."""
         embedded = self.emb_dropout(self.embedding(tgt_in))  # B x T x E
-        kind = tgt_in.device.type
-        if torch.is_autocast_enabled(kind):
-            embedded = embedded.to(torch.get_autocast_dtype(kind))
+        embedded = embedded.to(step_dtype(embedded))
         # unbind, not embedded[:, t]: its backward stacks all steps' gradients at once instead
         # of writing each step's gradient into a fresh B x T x E zero tensor.
         return embedded.unbind(1)

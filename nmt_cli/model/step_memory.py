@@ -16,7 +16,7 @@ import torch
 from torch import Tensor
 
 from nmt_cli.model.attention import Attention, DotAttention, masked_softmax
-from nmt_cli.model.step_weight import DeferredGradient
+from nmt_cli.model.step_weight import DeferredGradient, step_dtype
 
 Pairs = list[tuple[Tensor, Tensor]]  # per step: (B x G x S, B x G x H), summed as A^T B
 
@@ -29,10 +29,8 @@ class StepMemory:
     """
 
     def __init__(self, x: Tensor) -> None:
-        kind = x.device.type
-        dtype = torch.get_autocast_dtype(kind) if torch.is_autocast_enabled(kind) else x.dtype
         self.pairs: Pairs = []
-        self.tensor = DeferredGradient.apply(x.to(dtype), self.pairs, _memory_gradient)
+        self.tensor = DeferredGradient.apply(x.to(step_dtype(x)), self.pairs, _memory_gradient)
 
     def scores(self, query: Tensor) -> Tensor:
         """query B x G x H -> B x G x S: query x^T."""

@@ -40,8 +40,8 @@ class StepWeight:
             if self.deferred
             else weight
         )
-        self.packed = _pack_both(weight) if self.deferred else None
-        self.dtype = _step_dtype(weight)  # what the steps multiply in
+        self.dtype = step_dtype(weight)  # what the steps multiply in
+        self.packed = _pack_both(weight, self.dtype) if self.deferred else None
 
     def __call__(self, x: Tensor) -> Tensor:
         """x: N x in -> N x out, in the autocast dtype when autocast is on."""
@@ -53,16 +53,16 @@ class StepWeight:
 Packed = tuple[Tensor, Tensor]  # W and W^T in oneDNN's layout
 
 
-def _step_dtype(weight: Tensor) -> torch.dtype:
-    """The dtype the steps multiply `weight` in: autocast's when it is on, else its own."""
-    kind = weight.device.type
-    return torch.get_autocast_dtype(kind) if torch.is_autocast_enabled(kind) else weight.dtype
+def step_dtype(x: Tensor) -> torch.dtype:
+    """The dtype products with `x` compute in: autocast's on x's device when it is on, else
+    x's own."""
+    kind = x.device.type
+    return torch.get_autocast_dtype(kind) if torch.is_autocast_enabled(kind) else x.dtype
 
 
-def _pack_both(weight: Tensor) -> Packed | None:
-    """W and W^T packed in the dtype the steps compute in, or None where oneDNN is not
+def _pack_both(weight: Tensor, dtype: torch.dtype) -> Packed | None:
+    """W and W^T packed in `dtype`, the one the steps compute in, or None where oneDNN is not
     `available`."""
-    dtype = _step_dtype(weight)
     if not available(weight.device, dtype):
         return None
     w = weight.detach().to(dtype)
